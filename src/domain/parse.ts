@@ -1,0 +1,776 @@
+/**
+ * Domain XML -> typed model, strictly: unknown top-level and device elements, malformed
+ * numbers and out-of-range enumerations are errors that name the element and its line.
+ * The result has libvirt 9.0's post-parse defaults applied (see defaults.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import { VirtError, ErrorDomain } from '../errors.js';
+import { parseXml, type XmlElement } from './xml.js';
+import { postParse, type PostParseOptions } from './defaults.js';
+import {
+  emptyDevices,
+  type CharDevice, type CharSource, type ClockTimer, type ControllerDevice, type DeviceAddress, type DiskDevice,
+  type Domain, type DomainClock, type DomainCpu, type DomainFeatures, type DomainOs, type GraphicsDevice,
+  type HostdevDevice, type InputDevice, type InterfaceDevice, type NumaCell, type VideoDevice,
+} from './types.js';
+
+export const XEN_NAMESPACE = 'http://libvirt.org/schemas/domain/xen/1.0';
+
+class Node {
+  constructor(readonly el: XmlElement, readonly file: string) {}
+
+  fail(msg: string): never {
+    throw new VirtError('XML_ERROR', `${this.file}:${this.el.line}: <${this.el.name}>: ${msg}`, ErrorDomain.XML);
+  }
+  attr(name: string): string | undefined { return this.el.attrs.get(name); }
+  need(name: string): string {
+    const v = this.attr(name);
+    if (v === undefined) this.fail(`missing attribute '${name}'`);
+    return v;
+  }
+  oneOf<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+    const v = this.attr(name);
+    if (v === undefined) return undefined;
+    if (!(allowed as readonly string[]).includes(v)) this.fail(`invalid value '${v}' for attribute '${name}' (expected ${allowed.join(', ')})`);
+    return v as T;
+  }
+  int(name: string, opts: { min?: number; max?: number } = {}): number | undefined {
+    const v = this.attr(name);
+    if (v === undefined) return undefined;
+    return this.number(v, `attribute '${name}'`, opts);
+  }
+  number(v: string, what: string, { min = -Infinity, max = Infinity }: { min?: number; max?: number } = {}): number {
+    const t = v.trim();
+    let n: number;
+    if (/^[+-]?\d+$/.test(t)) n = parseInt(t, 10);
+    else if (/^0x[0-9a-f]+$/i.test(t)) n = parseInt(t, 16);
+    else this.fail(`${what}: '${v}' is not an integer`);
+    if (!Number.isSafeInteger(n) || n < min || n > max) this.fail(`${what}: ${v} is out of range`);
+    return n;
+  }
+  yesNo(name: string): 'yes' | 'no' | undefined { return this.oneOf(name, ['yes', 'no'] as const); }
+  onOff(name: string): 'on' | 'off' | undefined { return this.oneOf(name, ['on', 'off'] as const); }
+  get text(): string { return this.el.text; }
+  children(name?: string): Node[] {
+    const out: Node[] = [];
+    for (const c of this.el.children) if (name === undefined || c.name === name) out.push(new Node(c, this.file));
+    return out;
+  }
+  child(name: string): Node | undefined {
+    const c = this.el.children.find((x) => x.name === name);
+    return c && new Node(c, this.file);
+  }
+  childText(name: string): string | undefined { return this.child(name)?.text; }
+}
+
+const UNITS: Record<string, number> = {
+  b: 1, bytes: 1,
+  k: 1024, kib: 1024, kb: 1000,
+  m: 1024 ** 2, mib: 1024 ** 2, mb: 1000 ** 2,
+  g: 1024 ** 3, gib: 1024 ** 3, gb: 1000 ** 3,
+  t: 1024 ** 4, tib: 1024 ** 4, tb: 1000 ** 4,
+  p: 1024 ** 5, pib: 1024 ** 5, pb: 1000 ** 5,
+  e: 1024 ** 6, eib: 1024 ** 6, eb: 1000 ** 6,
+};
+
+/** A memory amount in KiB, rounded up as libvirt does (virDomainParseScaledValue + VIR_DIV_UP). */
+function scaledKiB(n: Node, value: string, unit: string | undefined, what: string): number {
+  const factor = UNITS[(unit ?? 'KiB').toLowerCase()];
+  if (factor === undefined) n.fail(`unknown unit '${unit}' for ${what}`);
+  const v = n.number(value, what, { min: 0 });
+  const bytes = v * factor;
+  if (!Number.isSafeInteger(bytes)) n.fail(`${what}: ${value} ${unit ?? 'KiB'} is too large`);
+  return Math.ceil(bytes / 1024);
+}
+
+function memoryOf(n: Node): number {
+  return scaledKiB(n, n.text, n.attr('unit'), `<${n.el.name}>`);
+}
+
+export function parseUuid(s: string): string | undefined {
+  const hex = s.trim().replace(/-/g, '').toLowerCase();
+  if (!/^[0-9a-f]{32}$/.test(hex)) return undefined;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+const TOP_LEVEL = new Set([
+  'name', 'uuid', 'title', 'description', 'maxMemory', 'memory', 'currentMemory', 'vcpu', 'cputune',
+  'bootloader', 'bootloader_args', 'os', 'features', 'cpu', 'clock', 'on_poweroff', 'on_reboot', 'on_crash',
+  'devices', 'xen:commandline', 'metadata', 'resource', 'seclabel', 'pm', 'genid',
+]);
+const IGNORED_TOP_LEVEL = new Set(['metadata', 'resource', 'seclabel', 'pm', 'genid']);
+
+export interface ParseOptions extends PostParseOptions { fileName?: string }
+
+export function parseDomainXml(text: string, opts: ParseOptions | string = {}): Domain {
+  const o = typeof opts === 'string' ? { fileName: opts } : opts;
+  const file = o.fileName ?? '<domain XML>';
+  const root = new Node(parseXml(text, file), file);
+  return postParse(domainFromElement(root), o);
+}
+
+function domainFromElement(root: Node): Domain {
+  if (root.el.name !== 'domain') root.fail("the root element must be <domain>");
+  for (const c of root.el.children) {
+    if (!TOP_LEVEL.has(c.name)) new Node(c, root.file).fail('unsupported element in <domain>');
+  }
+  void IGNORED_TOP_LEVEL;
+  const type = root.attr('type');
+  if (!type) root.fail("missing attribute 'type' (the hypervisor, e.g. type='xen')");
+  const nameText = root.childText('name');
+  if (nameText === undefined || nameText.trim() === '') root.fail('missing <name>: every domain needs a name');
+  const name = nameText.trim();
+  if (name.includes('/')) root.fail(`name '${name}' cannot contain '/'`);
+
+  let uuid: string | undefined;
+  const uuidText = root.childText('uuid');
+  if (uuidText !== undefined) {
+    uuid = parseUuid(uuidText);
+    if (!uuid) root.child('uuid')!.fail(`'${uuidText}' is not a valid UUID`);
+  } else uuid = randomUUID();
+
+  const memNode = root.child('memory');
+  const curNode = root.child('currentMemory');
+  const maxMemNode = root.child('maxMemory');
+  const d: Domain = {
+    type,
+    name,
+    uuid,
+    memory: memNode ? memoryOf(memNode) : 0,
+    vcpu: { count: 1 },
+    os: { type: 'xen', boot: [] },
+    clock: { offset: 'utc', timers: [] },
+    devices: emptyDevices(),
+  };
+  const id = root.int('id', { min: -1 });
+  if (id !== undefined && id >= 0) d.id = id;
+  const title = root.childText('title');
+  if (title !== undefined) {
+    if (title.includes('\n')) root.child('title')!.fail('title must not contain newlines');
+    d.title = title;
+  }
+  const description = root.childText('description');
+  if (description !== undefined) d.description = description;
+  if (curNode) d.currentMemory = memoryOf(curNode);
+  if (maxMemNode) {
+    d.maxMemory = { kib: memoryOf(maxMemNode), slots: maxMemNode.int('slots', { min: 0 }) ?? 0 };
+  }
+  const vcpu = root.child('vcpu');
+  if (vcpu) {
+    d.vcpu.count = vcpu.number(vcpu.text, '<vcpu> count', { min: 1, max: 4096 });
+    const placement = vcpu.oneOf('placement', ['static', 'auto'] as const);
+    if (placement) d.vcpu.placement = placement;
+    const cpuset = vcpu.attr('cpuset');
+    if (cpuset !== undefined) d.vcpu.cpuset = checkCpuset(vcpu, cpuset);
+    const current = vcpu.int('current', { min: 1 });
+    if (current !== undefined) {
+      if (current > d.vcpu.count) vcpu.fail(`current vcpus ${current} exceed the maximum ${d.vcpu.count}`);
+      d.vcpu.current = current;
+    }
+  }
+  const cputune = root.child('cputune');
+  if (cputune) {
+    d.cputune = { vcpupins: [] };
+    const shares = cputune.childText('shares');
+    if (shares !== undefined) d.cputune.weight = cputune.number(shares, '<shares>', { min: 0 });
+    for (const pin of cputune.children('vcpupin')) {
+      d.cputune.vcpupins.push({ vcpu: pin.int('vcpu', { min: 0 }) ?? pin.fail("missing attribute 'vcpu'"), cpuset: checkCpuset(pin, pin.need('cpuset')) });
+    }
+  }
+  const bootloader = root.childText('bootloader');
+  if (bootloader !== undefined) d.bootloader = bootloader;
+  const bootloaderArgs = root.childText('bootloader_args');
+  if (bootloaderArgs !== undefined) d.bootloaderArgs = bootloaderArgs;
+  const os = root.child('os');
+  if (!os) root.fail('missing <os> element');
+  d.os = parseOs(os);
+  const features = root.child('features');
+  if (features) d.features = parseFeatures(features);
+  const cpu = root.child('cpu');
+  if (cpu) d.cpu = parseCpu(cpu);
+  const clock = root.child('clock');
+  if (clock) d.clock = parseClock(clock);
+  const actions = ['destroy', 'restart', 'rename-restart', 'preserve', 'coredump-destroy', 'coredump-restart'] as const;
+  for (const [el, key] of [['on_poweroff', 'onPoweroff'], ['on_reboot', 'onReboot'], ['on_crash', 'onCrash']] as const) {
+    const n = root.child(el);
+    if (!n) continue;
+    const v = n.text.trim();
+    if (!(actions as readonly string[]).includes(v)) n.fail(`invalid action '${v}'`);
+    if (el !== 'on_crash' && v.startsWith('coredump')) n.fail(`action '${v}' is only valid in <on_crash>`);
+    d[key] = v as (typeof actions)[number];
+  }
+  const devices = root.child('devices');
+  if (devices) parseDevices(devices, d);
+  const cmd = root.child('xen:commandline');
+  if (cmd) {
+    if (root.attr('xmlns:xen') !== XEN_NAMESPACE) cmd.fail(`the 'xen' prefix must be bound to ${XEN_NAMESPACE}`);
+    d.xenCommandline = cmd.children('xen:arg').map((a) => a.need('value'));
+  }
+  return d;
+}
+
+function checkCpuset(n: Node, s: string): string {
+  if (!/^\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*$/.test(s.replace(/\s/g, ''))) n.fail(`invalid cpuset '${s}'`);
+  return s;
+}
+
+function parseOs(os: Node): DomainOs {
+  const typeNode = os.child('type');
+  if (!typeNode) os.fail('missing <type> element');
+  const t = typeNode.text.trim();
+  const types = ['xen', 'linux', 'hvm', 'xenpvh', 'exe'] as const;
+  if (!(types as readonly string[]).includes(t)) typeNode.fail(`unknown OS type '${t}'`);
+  const out: DomainOs = { type: t as DomainOs['type'], boot: [] };
+  const arch = typeNode.attr('arch');
+  if (arch !== undefined) out.arch = arch;
+  const machine = typeNode.attr('machine');
+  if (machine !== undefined) out.machine = machine;
+  const loader = os.child('loader');
+  if (loader) {
+    out.loader = {};
+    const path = loader.text.trim();
+    if (path) out.loader.path = path;
+    const ro = loader.yesNo('readonly');
+    if (ro) out.loader.readonly = ro;
+    const lt = loader.oneOf('type', ['rom', 'pflash'] as const);
+    if (lt) out.loader.type = lt;
+    const secure = loader.yesNo('secure');
+    if (secure) out.loader.secure = secure;
+  }
+  const nvram = os.child('nvram');
+  if (nvram) {
+    out.nvram = {};
+    if (nvram.text.trim()) out.nvram.path = nvram.text.trim();
+    const tpl = nvram.attr('template');
+    if (tpl) out.nvram.template = tpl;
+  }
+  for (const [el, key] of [['kernel', 'kernel'], ['initrd', 'initrd'], ['cmdline', 'cmdline'], ['root', 'root']] as const) {
+    const v = os.childText(el);
+    if (v !== undefined) out[key] = v;
+  }
+  for (const b of os.children('boot')) {
+    const dev = b.oneOf('dev', ['fd', 'hd', 'cdrom', 'network'] as const) ?? b.fail("missing attribute 'dev'");
+    out.boot.push(dev);
+  }
+  const acpi = os.child('acpi');
+  if (acpi) {
+    out.acpiTables = acpi.children('table').map((t) => ({
+      type: t.oneOf('type', ['slic', 'rsdt', 'msdm'] as const) ?? t.fail("missing attribute 'type'"),
+      path: t.text.trim(),
+    }));
+  }
+  const bootmenu = os.child('bootmenu');
+  if (bootmenu) {
+    out.bootmenu = { enable: bootmenu.yesNo('enable') ?? bootmenu.fail("missing attribute 'enable'") };
+    const timeout = bootmenu.int('timeout', { min: 0, max: 65535 });
+    if (timeout !== undefined) out.bootmenu.timeout = timeout;
+  }
+  return out;
+}
+
+function parseFeatures(n: Node): DomainFeatures {
+  const f: DomainFeatures = {};
+  for (const c of n.children()) {
+    switch (c.el.name) {
+      case 'pae': case 'acpi': case 'apic': case 'viridian':
+        f[c.el.name] = true;
+        break;
+      case 'hap': case 'pvspinlock': case 'vmcoreinfo':
+        f[c.el.name] = c.onOff('state') ?? 'on';
+        break;
+      case 'hyperv': {
+        const mode = c.oneOf('mode', ['custom', 'passthrough'] as const);
+        f.hyperv = { features: [] };
+        if (mode) f.hyperv.mode = mode;
+        for (const h of c.children()) {
+          const feat: { name: string; state: 'on' | 'off'; value?: string } = { name: h.el.name, state: h.onOff('state') ?? h.fail("missing attribute 'state'") };
+          const value = h.attr('value');
+          if (value !== undefined) feat.value = value;
+          f.hyperv.features.push(feat);
+        }
+        break;
+      }
+      case 'xen': {
+        f.xen = {};
+        const e820 = c.child('e820_host');
+        if (e820) f.xen.e820_host = e820.onOff('state') ?? e820.fail("missing attribute 'state'");
+        const pt = c.child('passthrough');
+        if (pt) {
+          f.xen.passthrough = { state: pt.onOff('state') ?? pt.fail("missing attribute 'state'") };
+          const mode = pt.oneOf('mode', ['sync_pt', 'share_pt'] as const);
+          if (mode) f.xen.passthrough.mode = mode;
+        }
+        break;
+      }
+      default:
+        c.fail('unsupported feature for a Xen guest');
+    }
+  }
+  return f;
+}
+
+function parseCpu(n: Node): DomainCpu {
+  const cpu: DomainCpu = { features: [] };
+  const mode = n.oneOf('mode', ['custom', 'host-model', 'host-passthrough', 'maximum'] as const);
+  if (mode) cpu.mode = mode;
+  const match = n.oneOf('match', ['minimum', 'exact', 'strict'] as const);
+  if (match) cpu.match = match;
+  const check = n.oneOf('check', ['none', 'partial', 'full'] as const);
+  if (check) cpu.check = check;
+  const model = n.child('model');
+  if (model) {
+    cpu.model = { name: model.text.trim() };
+    const fb = model.oneOf('fallback', ['allow', 'forbid'] as const);
+    if (fb) cpu.model.fallback = fb;
+  }
+  const vendor = n.childText('vendor');
+  if (vendor !== undefined) cpu.vendor = vendor.trim();
+  const topo = n.child('topology');
+  if (topo) {
+    cpu.topology = {
+      sockets: topo.int('sockets', { min: 1 }) ?? topo.fail("missing attribute 'sockets'"),
+      cores: topo.int('cores', { min: 1 }) ?? topo.fail("missing attribute 'cores'"),
+      threads: topo.int('threads', { min: 1 }) ?? topo.fail("missing attribute 'threads'"),
+    };
+    const dies = topo.int('dies', { min: 1 });
+    if (dies !== undefined) cpu.topology.dies = dies;
+  }
+  for (const f of n.children('feature')) {
+    cpu.features.push({
+      policy: f.oneOf('policy', ['force', 'require', 'optional', 'disable', 'forbid'] as const) ?? 'require',
+      name: f.need('name'),
+    });
+  }
+  const numa = n.child('numa');
+  if (numa) cpu.numa = parseNuma(numa);
+  return cpu;
+}
+
+function parseNuma(n: Node): NumaCell[] {
+  const cells = n.children('cell').map((c, i): NumaCell => {
+    const id = c.int('id', { min: 0 }) ?? i;
+    if (id !== i) c.fail(`cell id ${id} must be ${i} (cells are numbered in order from 0)`);
+    const cell: NumaCell = {
+      id,
+      cpus: checkCpuset(c, c.need('cpus')),
+      memory: scaledKiB(c, c.need('memory'), c.attr('unit'), "attribute 'memory'"),
+    };
+    const ma = c.oneOf('memAccess', ['shared', 'private'] as const);
+    if (ma) cell.memAccess = ma;
+    const dist = c.child('distances');
+    if (dist) {
+      cell.distances = dist.children('sibling').map((s) => ({
+        id: s.int('id', { min: 0 }) ?? s.fail("missing attribute 'id'"),
+        value: s.int('value', { min: 10, max: 255 }) ?? s.fail("missing attribute 'value'"),
+      }));
+    }
+    return cell;
+  });
+  completeDistances(cells);
+  return cells;
+}
+
+/**
+ * libvirt completes a partial distance table: a missing (j,i) mirrors (i,j) and a node's
+ * distance to itself is 10, so a half matrix describes a symmetric topology.
+ */
+function completeDistances(cells: NumaCell[]): void {
+  if (!cells.some((c) => c.distances?.length)) return;
+  const n = cells.length;
+  const m: (number | undefined)[][] = cells.map(() => new Array<number | undefined>(n));
+  cells.forEach((c, i) => c.distances?.forEach((s) => { if (s.id < n) m[i]![s.id] = s.value; }));
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      if (m[i]![j] === undefined && m[j]![i] !== undefined) m[i]![j] = m[j]![i];
+    }
+    if (m[i]![i] === undefined && cells[i]!.distances?.length) m[i]![i] = 10;
+  }
+  cells.forEach((c, i) => {
+    if (!c.distances?.length) return;
+    c.distances = m[i]!.flatMap((v, j) => (v === undefined ? [] : [{ id: j, value: v }]));
+  });
+}
+
+function parseClock(n: Node): DomainClock {
+  // <clock sync='localtime'/> is the pre-0.6 spelling of offset='localtime'.
+  const sync = n.oneOf('sync', ['utc', 'localtime'] as const);
+  const offset = n.oneOf('offset', ['utc', 'localtime', 'timezone', 'variable', 'absolute'] as const) ?? sync ?? 'utc';
+  const c: DomainClock = { offset, timers: [] };
+  const adj = n.attr('adjustment');
+  if (adj !== undefined) c.adjustment = adj === 'reset' ? 'reset' : n.number(adj, "attribute 'adjustment'");
+  if (offset === 'variable') {
+    c.basis = n.oneOf('basis', ['utc', 'localtime'] as const) ?? 'utc';
+    if (c.adjustment === 'reset') n.fail("adjustment='reset' is not valid with offset='variable'");
+    c.adjustment ??= 0;
+  }
+  if (offset === 'timezone') c.timezone = n.need('timezone');
+  if (offset === 'absolute') c.start = n.int('start', { min: 0 }) ?? n.fail("missing attribute 'start'");
+  for (const t of n.children('timer')) {
+    const timer: ClockTimer = {
+      name: t.oneOf('name', ['platform', 'pit', 'rtc', 'hpet', 'tsc', 'kvmclock', 'hypervclock', 'armvtimer'] as const) ?? t.fail("missing attribute 'name'"),
+    };
+    const present = t.yesNo('present');
+    if (present) timer.present = present;
+    const tp = t.oneOf('tickpolicy', ['delay', 'catchup', 'merge', 'discard'] as const);
+    if (tp) timer.tickpolicy = tp;
+    const track = t.oneOf('track', ['boot', 'guest', 'wall', 'realtime'] as const);
+    if (track) timer.track = track;
+    const mode = t.oneOf('mode', ['auto', 'native', 'emulate', 'paravirt', 'smpsafe'] as const);
+    if (mode) timer.mode = mode;
+    const freq = t.int('frequency', { min: 0 });
+    if (freq !== undefined) timer.frequency = freq;
+    c.timers.push(timer);
+  }
+  return c;
+}
+
+function parseAddress(n: Node | undefined): DeviceAddress | undefined {
+  if (!n) return undefined;
+  const type = n.need('type');
+  const num = (a: string) => n.int(a, { min: 0 }) ?? 0;
+  switch (type) {
+    case 'drive': return { type: 'drive', controller: num('controller'), bus: num('bus'), target: num('target'), unit: num('unit') };
+    case 'pci': {
+      const a: DeviceAddress = { type: 'pci', domain: num('domain'), bus: num('bus'), slot: num('slot'), function: num('function') };
+      const mf = n.onOff('multifunction');
+      if (mf) a.multifunction = mf;
+      return a;
+    }
+    case 'usb': return { type: 'usb', bus: num('bus'), port: n.need('port') };
+    default: return n.fail(`unsupported address type '${type}'`);
+  }
+}
+
+const DEVICE_KINDS = new Set([
+  'emulator', 'disk', 'controller', 'interface', 'serial', 'parallel', 'console', 'channel', 'input',
+  'graphics', 'sound', 'video', 'hostdev', 'redirdev', 'hub', 'memballoon',
+]);
+
+function parseDevices(n: Node, d: Domain): void {
+  const dev = d.devices;
+  for (const c of n.children()) {
+    if (!DEVICE_KINDS.has(c.el.name)) c.fail('unsupported device for a Xen guest');
+    switch (c.el.name) {
+      case 'emulator': dev.emulator = c.text.trim(); break;
+      case 'disk': dev.disks.push(parseDisk(c)); break;
+      case 'controller': dev.controllers.push(parseController(c)); break;
+      case 'interface': dev.interfaces.push(parseInterface(c)); break;
+      case 'serial': dev.serials.push(parseChar(c)); break;
+      case 'parallel': dev.parallels.push(parseChar(c)); break;
+      case 'console': dev.consoles.push(parseChar(c)); break;
+      case 'channel': dev.channels.push(parseChar(c)); break;
+      case 'input': dev.inputs.push(parseInput(c)); break;
+      case 'graphics': dev.graphics.push(parseGraphics(c)); break;
+      case 'sound': dev.sounds.push({ model: c.need('model') }); break;
+      case 'video': dev.videos.push(parseVideo(c)); break;
+      case 'hostdev': dev.hostdevs.push(parseHostdev(c)); break;
+      case 'redirdev': {
+        const type = c.oneOf('type', ['spicevmc', 'tcp'] as const) ?? c.fail("missing attribute 'type'");
+        dev.redirdevs.push({ bus: 'usb', type, ...(type === 'tcp' ? { source: parseCharSource(c, 'tcp') } : {}) });
+        break;
+      }
+      case 'hub': dev.hubs.push({ type: c.oneOf('type', ['usb'] as const) ?? c.fail("missing attribute 'type'") }); break;
+      case 'memballoon': {
+        dev.memballoon = { model: c.oneOf('model', ['xen', 'virtio', 'none'] as const) ?? c.fail("missing attribute 'model'") };
+        const ad = c.onOff('autodeflate');
+        if (ad) dev.memballoon.autodeflate = ad;
+        break;
+      }
+    }
+  }
+}
+
+function parseDisk(n: Node): DiskDevice {
+  const type = n.oneOf('type', ['file', 'block', 'network', 'dir', 'volume'] as const) ?? 'file';
+  const device = n.oneOf('device', ['disk', 'cdrom', 'floppy', 'lun'] as const) ?? 'disk';
+  const targetNode = n.child('target') ?? n.fail('missing <target> (every disk needs a target dev)');
+  const disk: DiskDevice = {
+    type,
+    device,
+    target: { dev: targetNode.need('dev') },
+  };
+  const bus = targetNode.oneOf('bus', ['ide', 'scsi', 'virtio', 'xen', 'usb', 'sata', 'fdc', 'sd'] as const);
+  if (bus) disk.target.bus = bus;
+  const tray = targetNode.oneOf('tray', ['open', 'closed'] as const);
+  if (tray) disk.target.tray = tray;
+  const drv = n.child('driver');
+  if (drv) {
+    disk.driver = {};
+    for (const k of ['name', 'type', 'cache', 'io', 'discard'] as const) {
+      const v = drv.attr(k);
+      if (v !== undefined) disk.driver[k] = v;
+    }
+  }
+  const src = n.child('source');
+  if (src) {
+    const s: NonNullable<DiskDevice['source']> = {};
+    if (type === 'file') { const f = src.attr('file'); if (f !== undefined && f !== '') s.path = f; }
+    else if (type === 'block') { const f = src.attr('dev'); if (f !== undefined && f !== '') s.path = f; }
+    else if (type === 'dir') { const f = src.attr('dir'); if (f !== undefined) s.path = f; }
+    else if (type === 'network') {
+      s.protocol = src.need('protocol');
+      const nm = src.attr('name');
+      if (nm !== undefined) s.name = nm;
+      s.hosts = src.children('host').map((h) => {
+        const host: { name: string; port?: number } = { name: h.need('name') };
+        const port = h.int('port', { min: 0, max: 65535 });
+        if (port !== undefined) host.port = port;
+        return host;
+      });
+      const auth = src.child('auth') ?? n.child('auth');
+      if (auth) {
+        const secret = auth.child('secret') ?? auth.fail('missing <secret>');
+        s.auth = { username: auth.need('username'), secretType: secret.need('type') };
+        const usage = secret.attr('usage');
+        if (usage !== undefined) s.auth.usage = usage;
+        const uuid = secret.attr('uuid');
+        if (uuid !== undefined) s.auth.uuid = uuid;
+      }
+    }
+    if (Object.keys(s).length) disk.source = s;
+  }
+  if (n.child('backingStore')) disk.backingStore = true;
+  if (n.child('readonly')) disk.readonly = true;
+  if (n.child('shareable')) disk.shareable = true;
+  if (n.child('transient')) disk.transient = true;
+  const serial = n.childText('serial');
+  if (serial !== undefined) disk.serial = serial;
+  const addr = parseAddress(n.child('address'));
+  if (addr) disk.address = addr;
+  return disk;
+}
+
+function parseController(n: Node): ControllerDevice {
+  const type = n.oneOf('type', ['xenbus', 'ide', 'usb', 'scsi', 'fdc', 'pci', 'virtio-serial', 'sata', 'ccid'] as const) ?? n.fail("missing attribute 'type'");
+  const c: ControllerDevice = { type, index: n.int('index', { min: 0 }) ?? 0 };
+  const model = n.attr('model');
+  if (model !== undefined) c.model = model;
+  const ports = n.int('ports', { min: 0 });
+  if (ports !== undefined) c.ports = ports;
+  const mgf = n.int('maxGrantFrames', { min: 0 });
+  if (mgf !== undefined) c.maxGrantFrames = mgf;
+  const mec = n.int('maxEventChannels', { min: 0 });
+  if (mec !== undefined) c.maxEventChannels = mec;
+  const addr = parseAddress(n.child('address'));
+  if (addr) c.address = addr;
+  return c;
+}
+
+function parseMac(n: Node, s: string): string {
+  const m = s.trim().toLowerCase();
+  if (!/^[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}$/.test(m)) n.fail(`invalid MAC address '${s}'`);
+  return m.split(':').map((p) => p.padStart(2, '0')).join(':');
+}
+
+function parseInterface(n: Node): InterfaceDevice {
+  const type = n.oneOf('type', ['bridge', 'ethernet', 'network', 'direct', 'user', 'vhostuser', 'hostdev'] as const) ?? n.fail("missing attribute 'type'");
+  const nic: InterfaceDevice = { type, ips: [] };
+  const mac = n.child('mac');
+  if (mac) nic.mac = parseMac(mac, mac.need('address'));
+  const src = n.child('source');
+  if (src) {
+    nic.source = {};
+    for (const k of ['bridge', 'network', 'dev', 'mode', 'portgroup'] as const) {
+      const v = src.attr(k);
+      if (v !== undefined) nic.source[k] = v;
+    }
+  }
+  const bw = n.child('bandwidth');
+  if (bw) {
+    nic.bandwidth = {};
+    for (const dir of ['inbound', 'outbound'] as const) {
+      const e = bw.child(dir);
+      if (!e) continue;
+      const rate: { average: number; peak?: number; burst?: number; floor?: number } = { average: e.int('average', { min: 0 }) ?? e.fail("missing attribute 'average'") };
+      for (const k of ['peak', 'burst', 'floor'] as const) {
+        const v = e.int(k, { min: 0 });
+        if (v !== undefined) rate[k] = v;
+      }
+      nic.bandwidth[dir] = rate;
+    }
+  }
+  const vlan = n.child('vlan');
+  if (vlan) {
+    nic.vlan = { tags: vlan.children('tag').map((t) => {
+      const tag: { id: number; nativeMode?: 'tagged' | 'untagged' } = { id: t.int('id', { min: 0, max: 4095 }) ?? t.fail("missing attribute 'id'") };
+      const nm = t.oneOf('nativeMode', ['tagged', 'untagged'] as const);
+      if (nm) tag.nativeMode = nm;
+      return tag;
+    }) };
+    if (vlan.yesNo('trunk') === 'yes') nic.vlan.trunk = true;
+    if (nic.vlan.tags.length === 0) vlan.fail('missing <tag>');
+  }
+  const vp = n.child('virtualport');
+  if (vp) {
+    nic.virtualport = { type: vp.oneOf('type', ['openvswitch', '802.1Qbg', '802.1Qbh', 'midonet'] as const) ?? vp.fail("missing attribute 'type'") };
+    const params = vp.child('parameters');
+    const iid = params?.attr('interfaceid');
+    if (iid) nic.virtualport.interfaceid = iid;
+    const pid = params?.attr('profileid');
+    if (pid) nic.virtualport.profileid = pid;
+  }
+  for (const ip of n.children('ip')) {
+    const entry: InterfaceDevice['ips'][number] = { address: ip.need('address') };
+    const fam = ip.oneOf('family', ['ipv4', 'ipv6'] as const);
+    if (fam) entry.family = fam;
+    const prefix = ip.int('prefix', { min: 0, max: 128 });
+    if (prefix !== undefined) entry.prefix = prefix;
+    nic.ips.push(entry);
+  }
+  const script = n.child('script');
+  if (script) nic.script = script.need('path');
+  const bd = n.child('backenddomain');
+  if (bd) nic.backendDomain = bd.need('name');
+  const target = n.child('target');
+  if (target) nic.target = target.need('dev');
+  const model = n.child('model');
+  if (model) nic.model = model.need('type');
+  const link = n.child('link');
+  if (link) nic.linkState = link.oneOf('state', ['up', 'down'] as const) ?? link.fail("missing attribute 'state'");
+  const addr = parseAddress(n.child('address'));
+  if (addr) nic.address = addr;
+  return nic;
+}
+
+const CHAR_TYPES = ['null', 'vc', 'pty', 'dev', 'file', 'pipe', 'stdio', 'udp', 'tcp', 'unix', 'spicevmc'] as const;
+
+function parseCharSource(n: Node, type: CharSource['type']): CharSource {
+  const s: CharSource = { type };
+  const sources = n.children('source');
+  const tty = n.attr('tty');
+  if (tty !== undefined) s.tty = tty;
+  switch (type) {
+    case 'pty': case 'dev': case 'file': case 'pipe': case 'unix': {
+      const src = sources[0];
+      const path = src?.attr('path');
+      if (path !== undefined) s.path = path;
+      if (type === 'unix') s.mode = src?.oneOf('mode', ['bind', 'connect'] as const) ?? 'connect';
+      if (type === 'file') { const a = src?.onOff('append'); if (a) s.append = a; }
+      if ((type === 'dev' || type === 'file' || type === 'pipe') && s.path === undefined) n.fail(`missing source path for a ${type} character device`);
+      break;
+    }
+    case 'tcp': {
+      const src = sources[0] ?? n.fail('missing <source> for a tcp character device');
+      s.mode = src.oneOf('mode', ['bind', 'connect'] as const) ?? 'connect';
+      const host = src.attr('host');
+      if (host !== undefined) s.host = host;
+      s.service = src.need('service');
+      const proto = n.child('protocol')?.oneOf('type', ['raw', 'telnet', 'telnets', 'tls'] as const);
+      if (proto) s.protocol = proto;
+      break;
+    }
+    case 'udp': {
+      for (const src of sources) {
+        const mode = src.oneOf('mode', ['bind', 'connect'] as const) ?? 'connect';
+        const host = src.attr('host');
+        const service = src.attr('service');
+        if (mode === 'bind') {
+          if (host !== undefined) s.bindHost = host;
+          if (service !== undefined) s.bindService = service;
+        } else {
+          if (host !== undefined) s.host = host;
+          if (service !== undefined) s.service = service;
+        }
+      }
+      if (s.service === undefined) n.fail('missing connect service for a udp character device');
+      break;
+    }
+  }
+  return s;
+}
+
+function parseChar(n: Node): CharDevice {
+  const type = n.oneOf('type', CHAR_TYPES) ?? 'pty';
+  const dev: CharDevice = { source: parseCharSource(n, type), target: {} };
+  const t = n.child('target');
+  if (t) {
+    const tt = t.attr('type');
+    if (tt !== undefined) dev.target.type = tt;
+    const port = t.int('port', { min: 0 });
+    if (port !== undefined) dev.target.port = port;
+    const name = t.attr('name');
+    if (name !== undefined) dev.target.name = name;
+  }
+  return dev;
+}
+
+function parseInput(n: Node): InputDevice {
+  const type = n.oneOf('type', ['mouse', 'tablet', 'keyboard', 'passthrough', 'evdev'] as const) ?? n.fail("missing attribute 'type'");
+  const input: InputDevice = { type, bus: n.oneOf('bus', ['ps2', 'usb', 'xen', 'virtio', 'none'] as const) ?? 'ps2' };
+  const addr = parseAddress(n.child('address'));
+  if (addr) input.address = addr;
+  return input;
+}
+
+function parseGraphics(n: Node): GraphicsDevice {
+  const type = n.oneOf('type', ['vnc', 'sdl', 'spice', 'rdp', 'desktop', 'egl-headless'] as const) ?? n.fail("missing attribute 'type'");
+  const g: GraphicsDevice = { type, listens: [] };
+  const port = n.int('port', { min: -1, max: 65535 });
+  if (port !== undefined) g.port = port;
+  const tlsPort = n.int('tlsPort', { min: -1, max: 65535 });
+  if (tlsPort !== undefined) g.tlsPort = tlsPort;
+  const autoport = n.yesNo('autoport');
+  if (autoport) g.autoport = autoport;
+  const listen = n.attr('listen');
+  if (listen !== undefined) g.listenAttr = listen;
+  for (const k of ['passwd', 'keymap', 'display', 'xauth'] as const) {
+    const v = n.attr(k);
+    if (v !== undefined) g[k] = v;
+  }
+  const fs = n.yesNo('fullscreen');
+  if (fs) g.fullscreen = fs;
+  for (const l of n.children('listen')) {
+    const lt = l.oneOf('type', ['address', 'network', 'socket', 'none'] as const) ?? l.fail("missing attribute 'type'");
+    const entry: GraphicsDevice['listens'][number] = { type: lt };
+    for (const k of ['address', 'network', 'socket'] as const) {
+      const v = l.attr(k);
+      if (v !== undefined) entry[k] = v;
+    }
+    g.listens.push(entry);
+  }
+  const mouse = n.child('mouse');
+  if (mouse) g.mouseMode = mouse.oneOf('mode', ['server', 'client'] as const) ?? mouse.fail("missing attribute 'mode'");
+  const clip = n.child('clipboard');
+  if (clip) g.clipboardCopypaste = clip.yesNo('copypaste') ?? clip.fail("missing attribute 'copypaste'");
+  return g;
+}
+
+function parseVideo(n: Node): VideoDevice {
+  const m = n.child('model');
+  if (!m) return { model: { type: 'cirrus' } };
+  const type = m.oneOf('type', ['cirrus', 'vga', 'xen', 'qxl', 'virtio', 'none', 'bochs', 'ramfb'] as const) ?? m.fail("missing attribute 'type'");
+  const model: VideoDevice['model'] = { type };
+  const vram = m.int('vram', { min: 0 });
+  if (vram !== undefined) model.vram = vram;
+  const heads = m.int('heads', { min: 1 });
+  if (heads !== undefined) model.heads = heads;
+  if (m.yesNo('primary') === 'yes') model.primary = true;
+  return { model };
+}
+
+function parseHostdev(n: Node): HostdevDevice {
+  if ((n.attr('mode') ?? 'subsystem') !== 'subsystem') n.fail("only mode='subsystem' host devices are supported");
+  const type = n.oneOf('type', ['pci', 'usb'] as const) ?? n.fail("missing attribute 'type'");
+  const h: HostdevDevice = { mode: 'subsystem', type, managed: n.yesNo('managed') ?? 'no' };
+  const drv = n.child('driver');
+  if (drv) { const name = drv.attr('name'); if (name !== undefined) h.driverName = name; }
+  const src = n.child('source') ?? n.fail('missing <source>');
+  const wf = src.yesNo('writeFiltering');
+  if (wf) h.writeFiltering = wf;
+  if (type === 'pci') {
+    const a = src.child('address') ?? src.fail('missing <address>');
+    const num = (k: string, max: number) => a.int(k, { min: 0, max }) ?? a.fail(`missing attribute '${k}'`);
+    h.pci = { domain: a.int('domain', { min: 0, max: 0xffff }) ?? 0, bus: num('bus', 0xff), slot: num('slot', 0x1f), function: num('function', 7) };
+  } else {
+    h.usb = {};
+    const vendor = src.child('vendor')?.attr('id');
+    if (vendor) h.usb.vendor = vendor;
+    const product = src.child('product')?.attr('id');
+    if (product) h.usb.product = product;
+    const a = src.child('address');
+    if (a) { h.usb.bus = a.int('bus', { min: 0 }) ?? 0; h.usb.device = a.int('device', { min: 0 }) ?? 0; }
+  }
+  const addr = parseAddress(n.child('address'));
+  if (addr) h.address = addr;
+  return h;
+}

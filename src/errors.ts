@@ -1,0 +1,99 @@
+/**
+ * Typed errors carrying libvirt's error codes (virErrorNumber), so that the CLI, the
+ * daemon (remote_error) and library users all see the same classification libvirt gives.
+ */
+export const ErrorCode = {
+  INTERNAL_ERROR: 1,
+  NO_MEMORY: 2,
+  NO_SUPPORT: 3,
+  UNKNOWN_HOST: 4,
+  NO_CONNECT: 5,
+  INVALID_CONN: 6,
+  INVALID_DOMAIN: 7,
+  INVALID_ARG: 8,
+  OPERATION_FAILED: 9,
+  GET_FAILED: 10,
+  POST_FAILED: 11,
+  HTTP_ERROR: 12,
+  SEXPR_SERIAL: 13,
+  NO_XEN: 14,
+  XEN_CALL: 15,
+  OS_TYPE: 16,
+  NO_KERNEL: 17,
+  NO_ROOT: 18,
+  NO_SOURCE: 19,
+  NO_TARGET: 20,
+  NO_NAME: 21,
+  NO_OS: 22,
+  NO_DEVICE: 23,
+  NO_XENSTORE: 24,
+  DRIVER_FULL: 25,
+  CALL_FAILED: 26,
+  XML_ERROR: 27,
+  DOM_EXIST: 28,
+  OPERATION_DENIED: 29,
+  OPEN_FAILED: 30,
+  READ_FAILED: 31,
+  PARSE_FAILED: 32,
+  CONF_SYNTAX: 33,
+  WRITE_FAILED: 34,
+  XML_DETAIL: 35,
+  NO_DOMAIN: 42,
+  OPERATION_INVALID: 55,
+  CONFIG_UNSUPPORTED: 67,
+  OPERATION_TIMEOUT: 68,
+  AUTH_FAILED: 45,
+  RPC: 39,
+  ARGUMENT_UNSUPPORTED: 74,
+  OPERATION_UNSUPPORTED: 84,
+  AUTH_CANCELLED: 79,
+  NO_DOMAIN_SNAPSHOT: 72,
+  INVALID_SCHEMA: 92,
+} as const;
+export type ErrorCodeName = keyof typeof ErrorCode;
+
+/** libvirt's virErrorDomain values we report from. */
+export const ErrorDomain = {
+  NONE: 0,
+  XEN: 1,
+  XML: 20,
+  DOM: 6,
+  RPC: 7,
+  CONF: 16,
+  REMOTE: 13,
+  TEST: 12,
+  DOMAIN: 20,
+  LIBXL: 41,
+  XENXM: 24,
+  XENXL: 60,
+} as const;
+
+export class VirtError extends Error {
+  readonly code: number;
+  readonly codeName: ErrorCodeName;
+  readonly domain: number;
+  constructor(codeName: ErrorCodeName, message: string, domain: number = ErrorDomain.XEN) {
+    super(message);
+    this.name = 'VirtError';
+    this.codeName = codeName;
+    this.code = ErrorCode[codeName];
+    this.domain = domain;
+  }
+}
+
+/** A syntax error in a text input, located by line and column (both 1-based). */
+export class LocatedError extends VirtError {
+  readonly line: number;
+  readonly column: number;
+  constructor(codeName: ErrorCodeName, what: string, line: number, column: number, detail: string) {
+    super(codeName, `${what}:${line}:${column}: ${detail}`);
+    this.line = line;
+    this.column = column;
+  }
+}
+
+export const xmlError = (msg: string) => new VirtError('XML_ERROR', msg, ErrorDomain.XML);
+export const confError = (msg: string) => new VirtError('CONF_SYNTAX', msg, ErrorDomain.CONF);
+export const unsupported = (msg: string) => new VirtError('CONFIG_UNSUPPORTED', msg);
+export const internal = (msg: string) => new VirtError('INTERNAL_ERROR', msg);
+export const invalidArg = (msg: string) => new VirtError('INVALID_ARG', msg);

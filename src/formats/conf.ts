@@ -1,0 +1,414 @@
+/**
+ * The Python-like assignment syntax of Xen's xm (/etc/xen/*) and xl (xl.cfg(5)) domain
+ * configuration files.
+ *
+ * The reference is libvirt's virconf.c (what libvirt's xen-xm/xen-xl converters read and
+ * write). Where this parser deliberately differs from it:
+ *  - backslashes inside strings are literal characters, exactly as in libvirt (which has no
+ *    escape processing); so "C:\new" keeps its backslash and the writer never escapes;
+ *  - comments are also allowed inside lists (Python and xl allow them; libvirt does not);
+ *  - '''...''' is accepted besides """...""" (libvirt only knows the double-quote form);
+ *  - hex (0x1F) and C/Python-2 octal (017) numbers are accepted as xl.cfg(5) documents them;
+ *    libvirt would misread 017 as 17 and refuse 0x1F;
+ *  - duplicate keys are an error (libvirt silently uses the first, Python the last: refusing
+ *    is the only answer that cannot pick the wrong one);
+ *  - comments are not kept: the model is just the assignments, and libvirt's converters never
+ *    write a comment either.
+ */
+import { ErrorDomain, LocatedError, VirtError } from '../errors.js';
+
+export type ConfValue =
+  | { type: 'string'; value: string }
+  | { type: 'number'; value: number }
+  | { type: 'list'; value: ConfValue[] };
+
+export interface ConfEntry {
+  key: string;
+  value: ConfValue;
+  /** 1-based line of the key in the parsed text; 0 for entries built in code. */
+  line: number;
+}
+
+export interface ConfFile {
+  /** Name used in error messages ('<config>' when unknown). */
+  fileName?: string;
+  entries: ConfEntry[];
+}
+
+/** Deepest list nesting accepted (xl's vnuma needs 2); bounds recursion on hostile input. */
+export const CONF_MAX_DEPTH = 64;
+
+const DEFAULT_NAME = '<config>';
+
+const isAlpha = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+const isKeyChar = (c: number) => isAlpha(c) || isDigit(c) || c === 0x5f;
+// Characters a number token may run over, so that "1.5" or "12ab" is reported whole.
+const isNumberChar = (c: number) => isKeyChar(c) || c === 0x2e;
+
+const KEY_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
+
+/** Printable description of the character at pos, for error messages. */
+function describeChar(text: string, pos: number): string {
+  if (pos >= text.length) return 'end of input';
+  const cp = text.codePointAt(pos)!;
+  if (cp === 0x0a) return 'end of line';
+  if (cp === 0x27) return `"'"`;
+  if (cp >= 0x20 && cp < 0x7f) return `'${String.fromCodePoint(cp)}'`;
+  if (cp < 0x100) return `'\\x${cp.toString(16).padStart(2, '0')}'`;
+  return `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** Shortens user text quoted in a message so a 10 MB token does not become a 10 MB message. */
+function clip(s: string, max = 40): string {
+  return s.length > max ? `${s.slice(0, max)}...` : s;
+}
+
+class ConfParser {
+  private pos = 0;
+  // Entries ask for their line in increasing position order, so remembering the next
+  // newline keeps line counting linear even on one huge line of `a=1;b=2;...`.
+  private line = 1;
+  private nextNewline = -2;
+
+  constructor(
+    private readonly text: string,
+    private readonly what: string,
+  ) {}
+
+  private fail(pos: number, detail: string): never {
+    let line = 1;
+    let lineStart = 0;
+    for (let i = this.text.indexOf('\n'); i !== -1 && i < pos; i = this.text.indexOf('\n', i + 1)) {
+      line++;
+      lineStart = i + 1;
+    }
+    // Columns count code points, as an editor would show them.
+    let column = 1;
+    for (let i = lineStart; i < pos && i < this.text.length; i++) {
+      const c = this.text.charCodeAt(i);
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < pos) i++;
+      column++;
+    }
+    throw new LocatedError('CONF_SYNTAX', this.what, line, column, detail);
+  }
+
+  private lineAt(pos: number): number {
+    if (this.nextNewline === -2) this.nextNewline = this.text.indexOf('\n');
+    while (this.nextNewline !== -1 && this.nextNewline < pos) {
+      this.line++;
+      this.nextNewline = this.text.indexOf('\n', this.nextNewline + 1);
+    }
+    return this.line;
+  }
+
+  private code(): number {
+    return this.pos < this.text.length ? this.text.charCodeAt(this.pos) : -1;
+  }
+
+  /** Spaces and tabs (and stray CR, which ends a line in libvirt's view but we treat as blank). */
+  private skipBlanks(): void {
+    const t = this.text;
+    while (this.pos < t.length) {
+      const c = t.charCodeAt(this.pos);
+      if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0c) this.pos++;
+      else break;
+    }
+  }
+
+  private skipComment(): void {
+    const nl = this.text.indexOf('\n', this.pos);
+    this.pos = nl === -1 ? this.text.length : nl;
+  }
+
+  /** Blanks, newlines and comments: what may sit between statements and inside lists. */
+  private skipSpaceAndComments(): void {
+    for (;;) {
+      this.skipBlanks();
+      const c = this.code();
+      if (c === 0x0a) this.pos++;
+      else if (c === 0x23) this.skipComment();
+      else return;
+    }
+  }
+
+  parse(): ConfEntry[] {
+    const t = this.text;
+    const entries: ConfEntry[] = [];
+    const seen = new Map<string, number>();
+    // A UTF-8 BOM written by some editors is not content.
+    if (t.charCodeAt(0) === 0xfeff) this.pos = 1;
+    for (;;) {
+      this.skipSpaceAndComments();
+      if (this.pos >= t.length) break;
+      const keyPos = this.pos;
+      if (!isAlpha(this.code())) {
+        this.fail(keyPos, `unexpected character ${describeChar(t, keyPos)}: expected a key name`);
+      }
+      while (this.pos < t.length && isKeyChar(t.charCodeAt(this.pos))) this.pos++;
+      const key = t.slice(keyPos, this.pos);
+      const line = this.lineAt(keyPos);
+
+      this.skipBlanks();
+      if (this.code() !== 0x3d) {
+        this.fail(this.pos, `expected '=' after '${clip(key)}', found ${describeChar(t, this.pos)}`);
+      }
+      this.pos++;
+      this.skipBlanks();
+      const value = this.parseValue(key, 0);
+
+      this.skipBlanks();
+      const c = this.code();
+      if (c === 0x23) this.skipComment();
+      else if (c === 0x3b) this.pos++;
+      else if (c !== 0x0a && c !== -1) {
+        this.fail(this.pos, `unexpected character ${describeChar(t, this.pos)} after the value of '${clip(key)}': expected end of line or ';'`);
+      }
+
+      const first = seen.get(key);
+      if (first !== undefined) {
+        this.fail(keyPos, `duplicate key '${clip(key)}': set on line ${first} and again on line ${line}`);
+      }
+      seen.set(key, line);
+      entries.push({ key, value, line });
+    }
+    return entries;
+  }
+
+  private parseValue(key: string, depth: number): ConfValue {
+    const c = this.code();
+    if (c === 0x22 || c === 0x27) return { type: 'string', value: this.parseString() };
+    if (c === 0x5b) return this.parseList(key, depth);
+    if (isDigit(c) || c === 0x2d || c === 0x2b) return { type: 'number', value: this.parseNumber() };
+    if (isAlpha(c) || c === 0x5f) {
+      const start = this.pos;
+      let end = start;
+      while (end < this.text.length && isKeyChar(this.text.charCodeAt(end))) end++;
+      this.fail(start, `unquoted word '${clip(this.text.slice(start, end))}' as value of '${clip(key)}': strings must be quoted`);
+    }
+    this.fail(this.pos, `expected a value for '${clip(key)}', found ${describeChar(this.text, this.pos)}`);
+  }
+
+  private parseString(): string {
+    const t = this.text;
+    const start = this.pos;
+    const q = t[start]!;
+    const triple = q + q + q;
+    if (t.startsWith(triple, start)) {
+      const close = t.indexOf(triple, start + 3);
+      if (close === -1) this.fail(start, `unterminated string: no closing ${triple}`);
+      this.pos = close + 3;
+      return t.slice(start + 3, close);
+    }
+    for (let i = start + 1; i < t.length; i++) {
+      const c = t.charCodeAt(i);
+      if (c === q.charCodeAt(0)) {
+        this.pos = i + 1;
+        return t.slice(start + 1, i);
+      }
+      // Only triple-quoted strings may span lines (a CR counts as a line end, as in libvirt).
+      if (c === 0x0a || c === 0x0d) break;
+    }
+    this.fail(start, `unterminated string: no closing ${q} on the same line`);
+  }
+
+  private parseNumber(): number {
+    const t = this.text;
+    const start = this.pos;
+    let p = start;
+    let neg = false;
+    if (t[p] === '-' || t[p] === '+') {
+      neg = t[p] === '-';
+      p++;
+    }
+    const digitsStart = p;
+    while (p < t.length && isNumberChar(t.charCodeAt(p))) p++;
+    const tok = t.slice(digitsStart, p);
+    let n: number;
+    if (/^0[xX][0-9a-fA-F]+$/.test(tok)) n = parseInt(tok.slice(2), 16);
+    else if (/^0[0-7]+$/.test(tok)) n = parseInt(tok.slice(1), 8);
+    else if (/^(0|[1-9][0-9]*)$/.test(tok)) n = parseInt(tok, 10);
+    else {
+      const shown = clip(t.slice(start, p));
+      if (tok === '') this.fail(start, `invalid number '${shown}': no digits`);
+      this.fail(start, `invalid number '${shown}': expected decimal, 0x hexadecimal or 0 octal digits`);
+    }
+    if (!Number.isSafeInteger(n)) this.fail(start, `number '${clip(t.slice(start, p))}' is out of range`);
+    this.pos = p;
+    // -0 is 0 for every consumer and must not print as "-0".
+    return neg && n !== 0 ? -n : n;
+  }
+
+  private parseList(key: string, depth: number): ConfValue {
+    const open = this.pos;
+    if (depth >= CONF_MAX_DEPTH) {
+      this.fail(open, `lists nested deeper than ${CONF_MAX_DEPTH} levels in the value of '${clip(key)}'`);
+    }
+    this.pos++;
+    const items: ConfValue[] = [];
+    for (;;) {
+      this.skipSpaceAndComments();
+      const c = this.code();
+      if (c === 0x5d) break;
+      if (c === -1) this.fail(open, `unterminated list: '[' is never closed with ']'`);
+      items.push(this.parseValue(key, depth + 1));
+      this.skipSpaceAndComments();
+      const d = this.code();
+      if (d === 0x2c) {
+        this.pos++;
+        continue;
+      }
+      if (d === 0x5d) break;
+      if (d === -1) this.fail(open, `unterminated list: '[' is never closed with ']'`);
+      this.fail(this.pos, `expected ',' or ']' in list, found ${describeChar(this.text, this.pos)}`);
+    }
+    this.pos++;
+    return { type: 'list', value: items };
+  }
+}
+
+/**
+ * Parses xm/xl configuration text. Throws LocatedError (CONF_SYNTAX) with the line and column
+ * of the offending character; never anything else.
+ */
+export function parseConf(text: string, fileName?: string): ConfFile {
+  const what = fileName ?? DEFAULT_NAME;
+  if (typeof text !== 'string') {
+    throw new VirtError('INVALID_ARG', `${what}: configuration text must be a string`, ErrorDomain.CONF);
+  }
+  const entries = new ConfParser(text, what).parse();
+  return fileName === undefined ? { entries } : { fileName, entries };
+}
+
+function writeError(key: string, detail: string): VirtError {
+  return new VirtError('CONF_SYNTAX', `cannot write '${clip(key)}': ${detail}`, ErrorDomain.CONF);
+}
+
+/**
+ * libvirt's choice of quotes. The cases libvirt would write but could not read back
+ * (CR in a one-line string, a """ inside or a " at the end of a triple-quoted one) are
+ * refused instead of producing a file no parser accepts.
+ */
+function formatString(key: string, s: string): string {
+  let out: string;
+  if (s.includes('\n')) out = `"""${s}"""`;
+  else if (!s.includes('"')) out = `"${s}"`;
+  else if (!s.includes("'")) out = `'${s}'`;
+  else out = `"""${s}"""`;
+  if (out.startsWith('"""')) {
+    if (s.includes('"""') || s.endsWith('"')) {
+      throw writeError(key, 'a string containing """ or ending in " cannot be written with """ quotes');
+    }
+  } else if (s.includes('\r')) {
+    throw writeError(key, 'a string containing a carriage return but no newline cannot be quoted');
+  }
+  return out;
+}
+
+function formatValue(key: string, v: ConfValue, depth: number): string {
+  if (depth > CONF_MAX_DEPTH) throw writeError(key, `lists nested deeper than ${CONF_MAX_DEPTH} levels`);
+  switch (v.type) {
+    case 'string':
+      if (typeof v.value !== 'string') throw writeError(key, 'string value is not a string');
+      return formatString(key, v.value);
+    case 'number':
+      if (!Number.isSafeInteger(v.value)) throw writeError(key, `${String(v.value)} is not an integer in range`);
+      return String(v.value === 0 ? 0 : v.value);
+    case 'list': {
+      if (!Array.isArray(v.value)) throw writeError(key, 'list value is not an array');
+      // libvirt: "[ " + items joined by ", " + " ]", so an empty list is "[  ]".
+      return `[ ${v.value.map((item) => formatValue(key, item, depth + 1)).join(', ')} ]`;
+    }
+    default:
+      throw writeError(key, `unknown value type '${String((v as { type: unknown }).type)}'`);
+  }
+}
+
+/** Writes entries the way libvirt 9.0's virConfWriteMem does: one `key = value` line each. */
+export function formatConf(file: ConfFile): string {
+  let out = '';
+  for (const e of file.entries) {
+    if (typeof e.key !== 'string' || !KEY_RE.test(e.key)) {
+      throw new VirtError('CONF_SYNTAX', `cannot write key '${clip(String(e.key))}': not a valid name`, ErrorDomain.CONF);
+    }
+    out += `${e.key} = ${formatValue(e.key, e.value, 0)}\n`;
+  }
+  return out;
+}
+
+// ---- building and looking up -------------------------------------------------------------
+
+export const confString = (value: string): ConfValue => ({ type: 'string', value });
+export const confNumber = (value: number): ConfValue => ({ type: 'number', value });
+export const confList = (value: ConfValue[]): ConfValue => ({ type: 'list', value });
+
+/** Replaces the value of key, or appends a new entry (libvirt's virConfSetValue). */
+export function confSet(file: ConfFile, key: string, value: ConfValue): void {
+  const e = file.entries.find((x) => x.key === key);
+  if (e) e.value = value;
+  else file.entries.push({ key, value, line: 0 });
+}
+
+export function confGet(file: ConfFile, key: string): ConfValue | undefined {
+  return file.entries.find((e) => e.key === key)?.value;
+}
+
+function typeError(file: ConfFile, key: string, expected: string): VirtError {
+  return new VirtError(
+    'CONF_SYNTAX',
+    `${file.fileName ?? DEFAULT_NAME}: expected ${expected} for '${key}' parameter`,
+    ErrorDomain.CONF,
+  );
+}
+
+/** The string value of key; undefined when absent; throws when it is not a string. */
+export function confGetString(file: ConfFile, key: string): string | undefined {
+  const v = confGet(file, key);
+  if (v === undefined) return undefined;
+  if (v.type !== 'string') throw typeError(file, key, 'a string');
+  return v.value;
+}
+
+/** The number value of key; undefined when absent; throws when it is not a number. */
+export function confGetNumber(file: ConfFile, key: string): number | undefined {
+  const v = confGet(file, key);
+  if (v === undefined) return undefined;
+  if (v.type !== 'number') throw typeError(file, key, 'a number');
+  return v.value;
+}
+
+/** The list items of key; undefined when absent; throws when it is not a list. */
+export function confGetList(file: ConfFile, key: string): ConfValue[] | undefined {
+  const v = confGet(file, key);
+  if (v === undefined) return undefined;
+  if (v.type !== 'list') throw typeError(file, key, 'a list');
+  return v.value;
+}
+
+/**
+ * A list of strings. With compatString a lone string counts as a one-item list, as xm
+ * files often write `disk = "phy:..."` (libvirt's virConfGetValueStringList).
+ */
+export function confGetStringList(file: ConfFile, key: string, compatString = false): string[] | undefined {
+  const v = confGet(file, key);
+  if (v === undefined) return undefined;
+  if (v.type === 'string' && compatString) return [v.value];
+  const what = compatString ? 'a string or string list' : 'a string list';
+  if (v.type !== 'list') throw typeError(file, key, what);
+  return v.value.map((item) => {
+    if (item.type !== 'string') throw typeError(file, key, what);
+    return item.value;
+  });
+}
+
+/**
+ * A boolean as libvirt's Xen code reads it (xenConfigGetBool): a non-negative number is true
+ * when non-zero, a string is true only when it is "1"; anything else is malformed.
+ */
+export function confGetBool(file: ConfFile, key: string): boolean | undefined {
+  const v = confGet(file, key);
+  if (v === undefined) return undefined;
+  if (v.type === 'number' && v.value >= 0) return v.value !== 0;
+  if (v.type === 'string') return v.value === '1';
+  throw new VirtError('CONF_SYNTAX', `${file.fileName ?? DEFAULT_NAME}: config value ${key} was malformed`, ErrorDomain.CONF);
+}
