@@ -371,23 +371,26 @@ function parseNuma(n: Node): NumaCell[] {
 }
 
 /**
- * libvirt completes a partial distance table: a missing (j,i) mirrors (i,j) and a node's
- * distance to itself is 10, so a half matrix describes a symmetric topology.
+ * libvirt completes a partial distance table as it reads it: a sibling distance (i,j) also
+ * fills an unset (j,i), and a cell that lists distances is 10 from itself. Unset entries stay
+ * unset (the xl writer later fills them with Xen's remote default).
  */
 function completeDistances(cells: NumaCell[]): void {
-  if (!cells.some((c) => c.distances?.length)) return;
+  if (!cells.some((c) => c.distances)) return;
   const n = cells.length;
   const m: (number | undefined)[][] = cells.map(() => new Array<number | undefined>(n));
-  cells.forEach((c, i) => c.distances?.forEach((s) => { if (s.id < n) m[i]![s.id] = s.value; }));
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      if (m[i]![j] === undefined && m[j]![i] !== undefined) m[i]![j] = m[j]![i];
-    }
-    if (m[i]![i] === undefined && cells[i]!.distances?.length) m[i]![i] = 10;
-  }
   cells.forEach((c, i) => {
-    if (!c.distances?.length) return;
-    c.distances = m[i]!.flatMap((v, j) => (v === undefined ? [] : [{ id: j, value: v }]));
+    if (!c.distances) return;
+    m[i]![i] ??= 10;
+    for (const s of c.distances) {
+      if (s.id >= n) continue;
+      m[i]![s.id] = s.value;
+      m[s.id]![i] ??= s.value;
+    }
+  });
+  cells.forEach((c, i) => {
+    const list = m[i]!.flatMap((v, j) => (v === undefined ? [] : [{ id: j, value: v }]));
+    if (list.length) c.distances = list;
   });
 }
 
