@@ -52,20 +52,22 @@ export const ErrorCode = {
 } as const;
 export type ErrorCodeName = keyof typeof ErrorCode;
 
-/** libvirt's virErrorDomain values we report from. */
+/** libvirt's virErrorDomain values we report from (the wire carries these numbers). */
 export const ErrorDomain = {
   NONE: 0,
   XEN: 1,
-  XML: 20,
+  XEND: 2,
+  SEXPR: 4,
+  XML: 5,
   DOM: 6,
   RPC: 7,
-  CONF: 16,
-  REMOTE: 13,
+  CONF: 9,
   TEST: 12,
+  REMOTE: 13,
+  XENXM: 15,
   DOMAIN: 20,
   LIBXL: 41,
-  XENXM: 24,
-  XENXL: 60,
+  XENXL: 64,
 } as const;
 
 export class VirtError extends Error {

@@ -87,7 +87,7 @@ function parseWholeInt(s: string): number | undefined {
   const body = m[2]!;
   let v: number;
   if (/^0[xX]/.test(body)) v = parseInt(body.slice(2), 16);
-  else if (body.length > 1) v = parseInt(body, 8);
+  else if (body.length > 1 && body[0] === '0') v = parseInt(body, 8);
   else v = parseInt(body, 10);
   if (!Number.isSafeInteger(v)) return undefined;
   return m[1] === '-' ? -v : v;
@@ -207,11 +207,11 @@ export function sxprToDomain(e: SExpr, opts: SxprReadOptions = {}): Domain {
   if (emulator !== undefined) dom.devices.emulator = emulator;
 
   const devices = children(root, 'device');
-  readDisks(devices, R, hvm, dom);
+  readDisks(devices, R, dom);
   if (hvm) readImageDisks(hvmImage, imagePath, dom);
   readInterfaces(devices, R, dom);
   readPciDevices(devices, R, dom);
-  readGraphics(devices, R, osImage, imagePath, hvm, dom, opts.vncPort ?? -1, hvm && looksLikeXend302(root, hvmImage, imagePath));
+  readGraphics(devices, R, osImage, imagePath, dom, opts.vncPort ?? -1, hvm && looksLikeXend302(root, hvmImage, imagePath));
   if (hvm) {
     readUsbInputs(hvmImage, imagePath, dom);
     readHvmCharDevices(hvmImage, imagePath, dom, opts.tty);
@@ -380,12 +380,12 @@ function readClock(root: List, R: string, img: List | undefined, path: string, h
 
 const DISK_KINDS = ['vbd', 'tap', 'tap2'] as const;
 
-function readDisks(devices: List[], R: string, hvm: boolean, dom: Domain): void {
+function readDisks(devices: List[], R: string, dom: Domain): void {
   devices.forEach((device, i) => {
     const kind = DISK_KINDS.find((k) => child(device, k));
     if (!kind) return;
     const node = child(device, kind)!;
-    const disk = readDisk(node, kind, `${R}/device[${i}]/${kind}`, hvm);
+    const disk = readDisk(node, kind, `${R}/device[${i}]/${kind}`);
     const disks = dom.devices.disks;
     // XenD marks the disk to boot from; libvirt swapped it to the front.
     if (atom(node, 'bootable', `${R}/device[${i}]/${kind}`) === '1' && disks.length > 0) {
@@ -397,7 +397,7 @@ function readDisks(devices: List[], R: string, hvm: boolean, dom: Domain): void 
   });
 }
 
-function readDisk(node: List, kind: 'vbd' | 'tap' | 'tap2', path: string, hvm: boolean): DiskDevice {
+function readDisk(node: List, kind: 'vbd' | 'tap' | 'tap2', path: string): DiskDevice {
   const uname = atom(node, 'uname', path);
   let dev = atom(node, 'dev', path);
   const mode = atom(node, 'mode', path);
@@ -416,7 +416,6 @@ function readDisk(node: List, kind: 'vbd' | 'tap' | 'tap2', path: string, hvm: b
   if (uname === undefined || uname === '') {
     // An empty CD-ROM drive: XenD lists it without media.
     if (device !== 'cdrom') throw sxprError(`domain information incomplete, vbd has no src (${path}/uname)`);
-    void hvm;
   } else {
     readDiskSource(uname, kind, path, disk);
   }
@@ -583,7 +582,7 @@ function readPciDevices(devices: List[], R: string, dom: Domain): void {
 // ---- reading: graphics ------------------------------------------------------------------------
 
 function readGraphics(
-  devices: List[], R: string, img: List | undefined, imgPath: string, hvm: boolean, dom: Domain,
+  devices: List[], R: string, img: List | undefined, imgPath: string, dom: Domain,
   vncPort: number, fixedPortXend: boolean,
 ): void {
   // XenD >= 3.0.4 (PV) / 3.0.5 (HVM) describe the display as a vfb device; the first one counts.
@@ -604,7 +603,6 @@ function readGraphics(
   } else if (atom(img, 'sdl', imgPath)?.startsWith('1')) {
     dom.devices.graphics.push(readSdl(img!, imgPath));
   }
-  void hvm;
 }
 
 function readSdl(node: List, path: string): GraphicsDevice {
@@ -747,9 +745,12 @@ function readSounds(img: List | undefined, path: string, dom: Domain): void {
   }
 }
 
-/** Reads XenD S-expression text (backslash-newline continuations allowed, as in libvirt's tests). */
+/**
+ * Reads XenD S-expression text. Read as libvirt did: backslash-newline continuations (libvirt's
+ * test files) are joined, and lists left open at the end are closed (XenD's output sometimes is).
+ */
 export function sxprFromNative(text: string, opts: SxprReadOptions = {}): Domain {
-  return sxprToDomain(parseSexpr(joinBackslashNewlines(text)), opts);
+  return sxprToDomain(parseSexpr(joinBackslashNewlines(text), { lenient: true }), opts);
 }
 
 // ---- writing ----------------------------------------------------------------------------------
@@ -1110,7 +1111,10 @@ function checkUnsupportedDevices(dom: Domain, hvm: boolean): void {
   if (d.channels.length > 0) throw unsupported('XenD does not support channel devices');
   if (d.redirdevs.length > 0) throw unsupported('XenD does not support USB redirection');
   if (!hvm) {
-    if (d.serials.length > 0) throw unsupported('XenD gives PV guests their console only; serial devices need an HVM guest');
+    // A pty on port 0 is the PV console itself, which XenD always provides.
+    if (d.serials.some((s) => s.source.type !== 'pty' || (s.target.port ?? 0) !== 0)) {
+      throw unsupported('XenD gives PV guests their console only; other serial devices need an HVM guest');
+    }
     if (d.parallels.length > 0) throw unsupported('XenD does not support parallel ports for PV guests');
     if (d.sounds.length > 0) throw unsupported('XenD does not support sound devices for PV guests');
   }

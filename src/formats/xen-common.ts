@@ -199,6 +199,10 @@ const DEFAULT_MEMORY_MIB = 128;
 function parseMemory(conf: ConfFile, dom: Domain): void {
   const memory = getULong(conf, 'memory', DEFAULT_MEMORY_MIB);
   const maxmem = getULong(conf, 'maxmem', memory);
+  // Sizes are MiB; KiB must stay exact.
+  for (const [key, mib] of [['memory', memory], ['maxmem', maxmem]] as const) {
+    if (!Number.isSafeInteger(mib * 1024)) throw internal(`config value ${key} is too large: ${mib} MiB`);
+  }
   dom.currentMemory = memory * 1024;
   dom.memory = maxmem * 1024;
 }
@@ -350,10 +354,13 @@ function parseVifRate(rate: string): number {
   return n;
 }
 
-/** libvirt's NIC model names; matched case-insensitively, printed in this spelling. */
+/**
+ * libvirt 9.0's NIC model names; matched case-insensitively, printed in this spelling
+ * ('scm91c111' is libvirt's own spelling).
+ */
 const NET_MODELS = [
   'netfront', 'rtl8139', 'virtio', 'e1000', 'e1000e', 'virtio-transitional',
-  'virtio-non-transitional', 'usb-net', 'spapr-vlan', 'lan9118', 'smc91c111', 'vlance',
+  'virtio-non-transitional', 'usb-net', 'spapr-vlan', 'lan9118', 'scm91c111', 'vlance',
   'vmxnet', 'vmxnet2', 'vmxnet3', 'Am79C970A', 'Am79C973', '82540EM', '82545EM', '82543GC',
 ];
 
@@ -564,9 +571,13 @@ function parseGraphics(conf: ConfFile, dom: Domain): void {
 
 // ---- character devices -------------------------------------------------------------------
 
-const CHR_TYPES: readonly string[] = [
+/**
+ * The character device types a xend string may name. libvirt also takes spiceport, nmdm,
+ * qemu-vdagent and dbus here, but produces devices without their required data; they are
+ * refused as unknown instead.
+ */
+const CHR_TYPES: readonly CharSourceType[] = [
   'null', 'vc', 'pty', 'dev', 'file', 'pipe', 'stdio', 'udp', 'tcp', 'unix', 'spicevmc',
-  'spiceport', 'nmdm', 'qemu-vdagent', 'dbus',
 ];
 
 const malformedChr = (value: string) => internal(`malformed char device string '${value}'`);
@@ -586,7 +597,7 @@ export function parseCharSource(value: string): CharSource {
   if (prefix.startsWith('telnet')) {
     type = 'tcp';
     telnet = true;
-  } else if (CHR_TYPES.includes(prefix)) {
+  } else if ((CHR_TYPES as readonly string[]).includes(prefix)) {
     type = prefix;
   } else {
     throw internal(`unknown chr device type '${prefix}'`);

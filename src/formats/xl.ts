@@ -73,13 +73,9 @@ export function splitXlOptions(spec: string): Array<{ key: string; value: string
     const comma = spec.indexOf(',', pos);
     const item = comma === -1 ? spec.slice(pos) : spec.slice(pos, comma);
     const eq = item.indexOf('=');
-    if (eq === -1) {
-      // Only fatal when nothing after this item has an '=' either.
-      if (!spec.slice(pos).includes('=')) return null;
-      items.push({ key: item, value: '' });
-    } else {
-      items.push({ key: item.slice(0, eq), value: item.slice(eq + 1) });
-    }
+    if (eq !== -1) items.push({ key: item.slice(0, eq), value: item.slice(eq + 1) });
+    // An item without '=' is skipped, unless nothing after it has one either.
+    else if (!spec.slice(pos).includes('=')) return null;
     if (comma === -1) return items;
     pos = comma + 1;
     while (pos < spec.length && (spec[pos] === ',' || spec[pos] === ' ' || spec[pos] === '\t')) pos++;
@@ -349,7 +345,7 @@ function checkDistance(node: number, sibling: number, value: number): void {
   }
 }
 
-function parseVnode(items: ConfValue[], index: number, nodeCount: number): NumaCell {
+function parseVnode(items: ConfValue[], index: number, nodeCount: number): { cell: NumaCell; vcpus: number } {
   let pnode = -1;
   let cpus: number[] | undefined;
   let kib = 0;
@@ -395,9 +391,7 @@ function parseVnode(items: ConfValue[], index: number, nodeCount: number): NumaC
   }
   const cell: NumaCell = { id: index, cpus: formatCpuset(cpus), memory: kib };
   if (distances) cell.distances = distances;
-  // The bit count matters for the vcpu check, not the canonical string.
-  (cell as NumaCell & { vcpuCount?: number }).vcpuCount = cpus.length;
-  return cell;
+  return { cell, vcpus: cpus.length };
 }
 
 function parseVnuma(conf: ConfFile, dom: Domain): void {
@@ -410,11 +404,9 @@ function parseVnuma(conf: ConfFile, dom: Domain): void {
 
   let vcpus = 0;
   const cells = list.value.map((vnode, index) => {
-    const cell = parseVnode(vnode.type === 'list' ? vnode.value : [], index, nodeCount);
-    const withCount = cell as NumaCell & { vcpuCount?: number };
-    vcpus += withCount.vcpuCount ?? 0;
-    delete withCount.vcpuCount;
-    return cell;
+    const parsed = parseVnode(vnode.type === 'list' ? vnode.value : [], index, nodeCount);
+    vcpus += parsed.vcpus;
+    return parsed.cell;
   });
   if (dom.vcpu.count < vcpus) {
     throw xlError('CONFIG_UNSUPPORTED',
@@ -466,11 +458,9 @@ const DISK_FORMATS: Record<string, XlDiskFormat> = {
 const DISK_BACKENDS: readonly XlDiskBackend[] = ['phy', 'tap', 'qdisk', 'standalone'];
 
 /** Option keywords with a value that libvirt has no use for but xl accepts. */
-const IGNORED_DISK_KEYS = ['backend', 'script', 'specification', 'colo-host', 'colo-port', 'colo-export', 'active-disk', 'hidden-disk'];
+const IGNORED_DISK_KEYS = ['backend', 'specification', 'colo-host', 'colo-port', 'colo-export', 'active-disk', 'hidden-disk'];
 /** Bare flags xl accepts (and libvirt ignores). */
 const IGNORED_DISK_FLAGS = ['direct-io-safe', 'discard', 'no-discard', 'colo', 'no-colo', 'trusted', 'untrusted'];
-/** Legacy "PREFIX:" forms that only say how xend reached the image. */
-const IGNORED_PREFIXES = ['tapdisk', 'tap', 'tap2', 'aio', 'ioemu', 'file', 'phy'];
 
 /**
  * Parses one xl disk specification: comma-separated key=value pairs, flags and positional
@@ -523,81 +513,8 @@ export function parseXlDiskSpec(spec: string): XlDiskSpec {
     return true;
   };
 
-  let pos = 0;
-  while (pos < spec.length) {
-    // Blanks before a parameter are ignored.
-    while (pos < spec.length && (spec[pos] === ' ' || spec[pos] === '\t' || spec[pos] === '\n')) pos++;
-    if (pos >= spec.length) break;
-    const rest = spec.slice(pos);
-    const comma = rest.indexOf(',');
-    const item = comma === -1 ? rest : rest.slice(0, comma);
-    const advance = comma === -1 ? rest.length : comma + 1;
-
-    if (rest.startsWith('target=')) {
-      // target= takes the rest of the string, commas included (minus one trailing comma).
-      saveTarget((rest.endsWith(',') ? rest.slice(0, -1) : rest).slice('target='.length));
-      break;
-    }
-
-    const eq = item.indexOf('=');
-    const prefix = /^([a-z][a-z0-9]*):/.exec(rest);
-    if (eq !== -1 && /^[a-z][-a-z0-9]*$/.test(item.slice(0, eq))) {
-      const key = item.slice(0, eq);
-      const value = item.slice(eq + 1);
-      switch (key) {
-        case 'format': setFormat(value); break;
-        case 'vdev': saveVdev(value); break;
-        case 'access': setAccess(value); break;
-        case 'backendtype': setBackend(value); break;
-        case 'devtype':
-          if (value === 'cdrom') cdrom = true;
-          else if (value === 'disk') cdrom = false;
-          else fail('unknown value for type', item);
-          break;
-        case 'grant_usage':
-          if (value !== '0' && value !== '1') fail('unknown parameter', item);
-          break;
-        default:
-          if (!IGNORED_DISK_KEYS.includes(key)) fail('unknown parameter', item);
-          if (key === 'script') script = value;
-      }
-      pos += advance;
-      continue;
-    }
-    if (item === 'cdrom') {
-      cdrom = true;
-      pos += advance;
-      continue;
-    }
-    if (IGNORED_DISK_FLAGS.includes(item)) {
-      pos += advance;
-      continue;
-    }
-    if (prefix && (eq === -1 || eq > prefix[0].length) && !/^[a-z0-9]/.test(rest.slice(prefix[0].length))) {
-      // xend's "format:", "script:" and "driver:" prefixes in front of the target.
-      const name = prefix[1]!;
-      hadPrefix = true;
-      if (['raw', 'qcow', 'qcow2', 'vhd'].includes(name)) setFormat(name);
-      else if (['iscsi', 'nbd', 'enbd', 'drbd'].includes(name)) script = `block-${name}`;
-      else if (!IGNORED_PREFIXES.includes(name)) fail('unknown deprecated disk prefix', rest);
-      pos += prefix[0].length;
-      continue;
-    }
-    if (prefix && IGNORED_PREFIXES.includes(prefix[1]!)) {
-      // "tap:aio:..." — the same prefixes directly followed by another name.
-      hadPrefix = true;
-      pos += prefix[0].length;
-      continue;
-    }
-    if (prefix && ['raw', 'qcow', 'qcow2', 'vhd'].includes(prefix[1]!)) {
-      hadPrefix = true;
-      setFormat(prefix[1]!);
-      pos += prefix[0].length;
-      continue;
-    }
-    if (eq !== -1) fail('bad disk syntax', rest);
-
-    // Positional parameters: target, format, vdev, access.
+  const positional = (item: string) => {
+    // target, format, vdev, access, in that order.
     if (target === undefined) {
       saveTarget(item);
     } else if (!hadPrefix && format === undefined) {
@@ -611,7 +528,59 @@ export function parseXlDiskSpec(spec: string): XlDiskSpec {
     } else {
       fail('too many positional parameters', item);
     }
-    pos += advance;
+  };
+  const keyword = (item: string, key: string, value: string) => {
+    switch (key) {
+      case 'format': setFormat(value); break;
+      case 'vdev': saveVdev(value); break;
+      case 'access': setAccess(value); break;
+      case 'backendtype': setBackend(value); break;
+      case 'script': script = value; break;
+      case 'devtype':
+        if (value === 'cdrom') cdrom = true;
+        else if (value === 'disk') cdrom = false;
+        else fail('unknown value for type', item);
+        break;
+      default:
+        if (IGNORED_DISK_KEYS.includes(key) || (key === 'grant_usage' && (value === '0' || value === '1'))) break;
+        // An unknown lower-case key is reported as such; anything else is not xl syntax.
+        if (/^[a-z][-a-z0-9]*$/.test(key) && value !== '') fail('unknown parameter', item);
+        fail('bad disk syntax', item);
+    }
+  };
+
+  let pos = 0;
+  while (pos < spec.length) {
+    // Blanks before a parameter are ignored.
+    while (pos < spec.length && ' \t\n'.includes(spec[pos]!)) pos++;
+    if (pos >= spec.length) break;
+    const rest = spec.slice(pos);
+
+    if (rest.startsWith('target=')) {
+      // target= takes the rest of the string, commas included (minus one trailing comma).
+      saveTarget((rest.endsWith(',') ? rest.slice(0, -1) : rest).slice('target='.length));
+      break;
+    }
+    const prefix = /^(raw|qcow2|qcow|vhd|iscsi|nbd|enbd|drbd|tapdisk|tap2|tap|aio|ioemu|file|phy):/.exec(rest);
+    if (prefix) {
+      // xend's "FORMAT:", "SCRIPT:" and "DRIVER:" prefixes in front of the target.
+      const name = prefix[1]!;
+      hadPrefix = true;
+      if (['raw', 'qcow', 'qcow2', 'vhd'].includes(name)) setFormat(name);
+      else if (['iscsi', 'nbd', 'enbd', 'drbd'].includes(name)) script = `block-${name}`;
+      pos += prefix[0].length;
+      continue;
+    }
+    const unknownPrefix = /^[a-z][a-z0-9]*:([^a-z0-9]|$)/.exec(rest);
+    if (unknownPrefix) fail('unknown deprecated disk prefix', rest);
+
+    const comma = rest.indexOf(',');
+    const item = comma === -1 ? rest : rest.slice(0, comma);
+    pos += comma === -1 ? rest.length : comma + 1;
+    const eq = item.indexOf('=');
+    if (eq !== -1) keyword(item, item.slice(0, eq), item.slice(eq + 1));
+    else if (item === 'cdrom') cdrom = true;
+    else if (!IGNORED_DISK_FLAGS.includes(item)) positional(item);
   }
 
   format ??= 'raw';
@@ -703,18 +672,18 @@ const FORMAT_TYPES: Record<XlDiskFormat, string | undefined> = {
 /** The libvirt disk for one xl disk specification (xenParseXLDisk). */
 function xlDiskToDomain(spec: XlDiskSpec, hvm: boolean): DiskDevice {
   const disk: DiskDevice = { type: 'file', device: 'disk', target: { dev: spec.vdev } };
-  let network = false;
-  if (spec.target?.startsWith('rbd:')) {
+  // rbd images stay network disks whatever backend drives them.
+  const network = spec.target?.startsWith('rbd:') ?? false;
+  if (network) {
     disk.type = 'network';
-    disk.source = parseRbdSource(spec.target);
-    network = true;
+    disk.source = parseRbdSource(spec.target!);
   } else if (spec.target) {
     disk.source = { path: spec.target };
   }
   if (!spec.readwrite) disk.readonly = true;
 
   if (spec.cdrom) {
-    disk.type = 'file';
+    if (!network) disk.type = 'file';
     disk.device = 'cdrom';
     disk.driver = spec.target ? { name: 'qemu', type: 'raw' } : { name: 'qemu' };
   } else {
@@ -727,18 +696,17 @@ function xlDiskToDomain(spec: XlDiskSpec, hvm: boolean): DiskDevice {
         break;
       case 'tap':
         disk.driver = { name: 'tap' };
-        disk.type = 'file';
+        if (!network) disk.type = 'file';
         break;
       case 'phy':
         disk.driver = { name: 'phy' };
-        disk.type = 'block';
+        if (!network) disk.type = 'block';
         break;
       default:
         throw xlError('CONFIG_UNSUPPORTED', `disk backend not supported: ${spec.backend}`);
     }
     if (type !== undefined) disk.driver.type = type;
   }
-  if (disk.type !== 'network' && disk.source?.protocol) delete disk.source;
 
   if (spec.vdev.startsWith('xvd') || !hvm) disk.target.bus = 'xen';
   else if (spec.vdev.startsWith('sd')) disk.target.bus = 'scsi';

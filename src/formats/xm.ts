@@ -5,7 +5,7 @@
  * bootloader/kernel/ramdisk/extra/root for PV guests), the `disk` list in xm's
  * "SOURCE,TARGET[:cdrom],MODE" syntax and the HVM `usbdevice`.
  */
-import { type ConfFile, type ConfValue, confList, confSet, confString, formatConf, parseConf } from './conf.js';
+import { type ConfFile, type ConfValue, confList, confNumber, confSet, confString, formatConf, parseConf } from './conf.js';
 import { type XenFormatOptions, formatConfigCommon, getString, newXenDomain, parseConfigCommon } from './xen-common.js';
 import { VirtError, ErrorDomain, internal, unsupported } from '../errors.js';
 import type { DiskDevice, Domain, DomainOs, InputDevice } from '../domain/types.js';
@@ -217,7 +217,7 @@ function formatInputs(dom: Domain, out: ConfFile): void {
   // xm has room for a single USB input: the first USB mouse, tablet or keyboard.
   for (const input of dom.devices.inputs) {
     if (input.bus !== 'usb') continue;
-    confSet(out, 'usb', { type: 'number', value: 1 });
+    confSet(out, 'usb', confNumber(1));
     if (input.type === 'mouse' || input.type === 'tablet' || input.type === 'keyboard') {
       confSet(out, 'usbdevice', confString(input.type));
       break;
