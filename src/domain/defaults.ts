@@ -33,6 +33,7 @@ export function postParse(d: Domain, opts: PostParseOptions = {}): Domain {
     checkCapabilities(d);
     d.os.machine ??= XEN_CAPS.machines[d.os.type];
   }
+  if (d.os.loader?.path !== undefined) d.os.loader.type ??= 'rom';
   if (isHvm(d)) {
     if (caps && !d.os.loader) d.os.loader = { type: 'rom', path: XEN_CAPS.hvmLoader };
   }
@@ -41,6 +42,7 @@ export function postParse(d: Domain, opts: PostParseOptions = {}): Domain {
   if (d.vcpu.current !== undefined && d.vcpu.current >= d.vcpu.count) delete d.vcpu.current;
 
   for (const disk of d.devices.disks) postParseDisk(d, disk);
+  for (const h of d.devices.hostdevs) if (h.type === 'pci') h.driverName ??= 'xen';
   postParseGraphics(d);
 
   // libxl's domain callback, in its order.

@@ -4,11 +4,11 @@
  * compared byte for byte with what libvirt prints.
  */
 import { escapeXml } from './xml.js';
-import { XEN_NAMESPACE } from './parse.js';
 import type {
   CharDevice, ControllerDevice, DeviceAddress, DiskDevice, Domain, DomainClock, DomainCpu, DomainFeatures,
   DomainOs, GraphicsDevice, HostdevDevice, InterfaceDevice,
 } from './types.js';
+import { GENERATED_IFNAME_PREFIX, XEN_NAMESPACE } from './types.js';
 
 export interface FormatOptions {
   /** Keep secrets (graphics passwords); libvirt's VIR_DOMAIN_XML_SECURE. */
@@ -76,7 +76,8 @@ export function formatDomainXml(d: Domain, opts: FormatOptions = {}): string {
     }
     if (d.bootloader !== undefined) o.text('bootloader', [], d.bootloader);
     if (d.bootloaderArgs !== undefined) o.text('bootloader_args', [], d.bootloaderArgs);
-    formatOs(o, d.os);
+    // libvirt keeps printing Xen PV guests as the legacy 'linux' for old clients.
+    formatOs(o, d.os, d.type === 'xen' && d.os.type === 'xen' ? 'linux' : d.os.type);
     if (d.features) formatFeatures(o, d.features);
     if (d.cpu) formatCpu(o, d.cpu);
     formatClock(o, d.clock);
@@ -93,9 +94,9 @@ export function formatDomainXml(d: Domain, opts: FormatOptions = {}): string {
   return o.toString();
 }
 
-function formatOs(o: Out, os: DomainOs): void {
+function formatOs(o: Out, os: DomainOs, osTypeName: string): void {
   o.block('os', [], () => {
-    o.text('type', [['arch', os.arch], ['machine', os.machine]], os.type);
+    o.text('type', [['arch', os.arch], ['machine', os.machine]], osTypeName);
     if (os.loader) {
       const l = os.loader;
       const attrs: Attr[] = [['readonly', l.readonly], ['secure', l.secure], ['type', l.type]];
@@ -216,7 +217,7 @@ function formatDevices(o: Out, d: Domain, opts: FormatOptions): void {
     if (dev.emulator !== undefined) o.text('emulator', [], dev.emulator);
     for (const disk of dev.disks) formatDisk(o, disk);
     for (const c of dev.controllers) formatController(o, c);
-    for (const nic of dev.interfaces) formatInterface(o, nic);
+    for (const nic of dev.interfaces) formatInterface(o, nic, opts);
     for (const s of dev.serials) formatChar(o, 'serial', s);
     for (const p of dev.parallels) formatChar(o, 'parallel', p);
     for (const c of dev.consoles) formatChar(o, 'console', c);
@@ -281,7 +282,7 @@ function formatController(o: Out, c: ControllerDevice): void {
     ['maxGrantFrames', c.maxGrantFrames], ['maxEventChannels', c.maxEventChannels]], () => formatAddress(o, c.address));
 }
 
-function formatInterface(o: Out, nic: InterfaceDevice): void {
+function formatInterface(o: Out, nic: InterfaceDevice, opts: FormatOptions): void {
   o.block('interface', [['type', nic.type]], () => {
     if (nic.mac) o.empty('mac', [['address', nic.mac]]);
     if (nic.source) {
@@ -310,7 +311,9 @@ function formatInterface(o: Out, nic: InterfaceDevice): void {
     for (const ip of nic.ips) o.empty('ip', [['address', ip.address], ['family', ip.family], ['prefix', ip.prefix]]);
     if (nic.script !== undefined) o.empty('script', [['path', nic.script]]);
     if (nic.backendDomain !== undefined) o.empty('backenddomain', [['name', nic.backendDomain]]);
-    if (nic.target !== undefined) o.empty('target', [['dev', nic.target]]);
+    if (nic.target !== undefined && !(opts.inactive && nic.target.startsWith(GENERATED_IFNAME_PREFIX))) {
+      o.empty('target', [['dev', nic.target]]);
+    }
     if (nic.model !== undefined) o.empty('model', [['type', nic.model]]);
     if (nic.linkState) o.empty('link', [['state', nic.linkState]]);
     formatAddress(o, nic.address);

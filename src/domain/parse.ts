@@ -13,8 +13,8 @@ import {
   type Domain, type DomainClock, type DomainCpu, type DomainFeatures, type DomainOs, type GraphicsDevice,
   type HostdevDevice, type InputDevice, type InterfaceDevice, type NumaCell, type VideoDevice,
 } from './types.js';
+import { GENERATED_IFNAME_PREFIX, XEN_NAMESPACE } from './types.js';
 
-export const XEN_NAMESPACE = 'http://libvirt.org/schemas/domain/xen/1.0';
 
 class Node {
   constructor(readonly el: XmlElement, readonly file: string) {}
@@ -100,13 +100,21 @@ const TOP_LEVEL = new Set([
 ]);
 const IGNORED_TOP_LEVEL = new Set(['metadata', 'resource', 'seclabel', 'pm', 'genid']);
 
-export interface ParseOptions extends PostParseOptions { fileName?: string }
+export interface ParseOptions extends PostParseOptions {
+  fileName?: string;
+  /** The document describes a running guest: keep runtime-only data (Xen's generated vif names). */
+  live?: boolean;
+}
 
 export function parseDomainXml(text: string, opts: ParseOptions | string = {}): Domain {
   const o = typeof opts === 'string' ? { fileName: opts } : opts;
   const file = o.fileName ?? '<domain XML>';
   const root = new Node(parseXml(text, file), file);
-  return postParse(domainFromElement(root), o);
+  const d = domainFromElement(root);
+  if (!o.live) {
+    for (const nic of d.devices.interfaces) if (nic.target?.startsWith(GENERATED_IFNAME_PREFIX)) delete nic.target;
+  }
+  return postParse(d, o);
 }
 
 function domainFromElement(root: Node): Domain {
@@ -220,7 +228,8 @@ function parseOs(os: Node): DomainOs {
   const t = typeNode.text.trim();
   const types = ['xen', 'linux', 'hvm', 'xenpvh', 'exe'] as const;
   if (!(types as readonly string[]).includes(t)) typeNode.fail(`unknown OS type '${t}'`);
-  const out: DomainOs = { type: t as DomainOs['type'], boot: [] };
+  // 'linux' is the pre-0.9 name of a Xen PV guest; the model knows one name for it.
+  const out: DomainOs = { type: t === 'linux' ? 'xen' : t as DomainOs['type'], boot: [] };
   const arch = typeNode.attr('arch');
   if (arch !== undefined) out.arch = arch;
   const machine = typeNode.attr('machine');

@@ -303,3 +303,9 @@ export function emptyDevices(): DomainDevices {
 export const isHvm = (d: Domain): boolean => d.os.type === 'hvm';
 export const isPvh = (d: Domain): boolean => d.os.type === 'xenpvh';
 export const isPv = (d: Domain): boolean => d.os.type === 'xen' || d.os.type === 'linux';
+
+/** libvirt's Xen namespace for <xen:commandline>. */
+export const XEN_NAMESPACE = 'http://libvirt.org/schemas/domain/xen/1.0';
+
+/** Interface names Xen generates itself (vifDOMID.N): meaningless outside one run of a guest. */
+export const GENERATED_IFNAME_PREFIX = 'vif';

@@ -117,6 +117,12 @@ export interface SxprReadOptions {
   tty?: string;
   /** The VNC port of a running domain (XenStore `/local/domain/ID/console/vnc-port`). */
   vncPort?: number;
+  /**
+   * Keep XenD's `vncpasswd`. Off by default: libvirt's sexpr conversions never carried VNC
+   * passwords into the XML (their expectations have none), and a description read for display
+   * should not leak them. A driver that re-creates domains from XenD's answers turns it on.
+   */
+  secrets?: boolean;
 }
 
 const LIFECYCLE: ReadonlySet<string> = new Set(['destroy', 'restart', 'preserve', 'rename-restart']);
@@ -211,7 +217,11 @@ export function sxprToDomain(e: SExpr, opts: SxprReadOptions = {}): Domain {
   if (hvm) readImageDisks(hvmImage, imagePath, dom);
   readInterfaces(devices, R, dom);
   readPciDevices(devices, R, dom);
-  readGraphics(devices, R, osImage, imagePath, dom, opts.vncPort ?? -1, hvm && looksLikeXend302(root, hvmImage, imagePath));
+  readGraphics(devices, R, osImage, imagePath, dom, {
+    vncPort: opts.vncPort ?? -1,
+    fixedPortXend: hvm && looksLikeXend302(root, hvmImage, imagePath),
+    secrets: opts.secrets === true,
+  });
   if (hvm) {
     readUsbInputs(hvmImage, imagePath, dom);
     readHvmCharDevices(hvmImage, imagePath, dom, opts.tty);
@@ -581,10 +591,9 @@ function readPciDevices(devices: List[], R: string, dom: Domain): void {
 
 // ---- reading: graphics ------------------------------------------------------------------------
 
-function readGraphics(
-  devices: List[], R: string, img: List | undefined, imgPath: string, dom: Domain,
-  vncPort: number, fixedPortXend: boolean,
-): void {
+interface VncContext { vncPort: number; fixedPortXend: boolean; secrets: boolean }
+
+function readGraphics(devices: List[], R: string, img: List | undefined, imgPath: string, dom: Domain, ctx: VncContext): void {
   // XenD >= 3.0.4 (PV) / 3.0.5 (HVM) describe the display as a vfb device; the first one counts.
   for (let i = 0; i < devices.length; i++) {
     const vfb = child(devices[i], 'vfb');
@@ -593,13 +602,13 @@ function readGraphics(
     const type = atom(vfb, 'type', path) ?? (atom(vfb, 'vnc', path) !== undefined ? 'vnc' : atom(vfb, 'sdl', path) !== undefined ? 'sdl' : undefined);
     if (type === undefined) continue;
     if (type !== 'vnc' && type !== 'sdl') throw sxprError(`unknown graphics type '${type}' (${path}/type)`);
-    dom.devices.graphics.push(type === 'sdl' ? readSdl(vfb, path) : readVnc(vfb, path, vncPort, -1));
+    dom.devices.graphics.push(type === 'sdl' ? readSdl(vfb, path) : readVnc(vfb, path, ctx, -1));
     return;
   }
   // Older XenD kept the display settings in the image.
   if (atom(img, 'vnc', imgPath)?.startsWith('1')) {
-    const fixed = fixedPortXend && dom.id !== undefined && dom.id > 0 ? 5900 + dom.id : -1;
-    dom.devices.graphics.push(readVnc(img!, imgPath, vncPort, fixed));
+    const fixed = ctx.fixedPortXend && dom.id !== undefined && dom.id > 0 ? 5900 + dom.id : -1;
+    dom.devices.graphics.push(readVnc(img!, imgPath, ctx, fixed));
   } else if (atom(img, 'sdl', imgPath)?.startsWith('1')) {
     dom.devices.graphics.push(readSdl(img!, imgPath));
   }
@@ -618,8 +627,8 @@ function readSdl(node: List, path: string): GraphicsDevice {
  * A VNC display: the port XenStore reported, else the configured vncdisplay, else (for XenD
  * 3.0.2) the fixed port; autoport when XenD picks the port (vncunused) or none is known.
  */
-function readVnc(node: List, path: string, vncPort: number, fixedPort: number): GraphicsDevice {
-  let port = vncPort;
+function readVnc(node: List, path: string, ctx: VncContext, fixedPort: number): GraphicsDevice {
+  let port = ctx.vncPort;
   if (port === -1) {
     const display = intAt(node, 'vncdisplay', path, { min: 0, max: 65535 });
     if (display !== undefined) port = display;
@@ -632,7 +641,7 @@ function readVnc(node: List, path: string, vncPort: number, fixedPort: number): 
   const listen = atom(node, 'vnclisten', path);
   g.listens.push(listen !== undefined ? { type: 'address', address: listen } : { type: 'address' });
   const passwd = atom(node, 'vncpasswd', path);
-  if (passwd !== undefined) g.passwd = passwd;
+  if (passwd !== undefined && ctx.secrets) g.passwd = passwd;
   const keymap = atom(node, 'keymap', path);
   if (keymap !== undefined) g.keymap = keymap;
   return g;

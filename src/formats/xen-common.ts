@@ -193,7 +193,7 @@ function parseUuidKey(conf: ConfFile): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** Smallest guest libvirt assumes when `memory` is absent: twice its 64 MiB minimum. */
+/** `memory` when absent: twice the 64 MiB minimum guest size libvirt assumes for Xen. */
 const DEFAULT_MEMORY_MIB = 128;
 
 function parseMemory(conf: ConfFile, dom: Domain): void {

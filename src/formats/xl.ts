@@ -100,6 +100,11 @@ function parseUnsigned(s: string): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/** A table lookup that never answers with an Object.prototype member ("constructor" ...). */
+function lookup<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 /** A string key that is allowed to be absent (xenConfigGetString / CopyStringOpt). */
 const getStr = (conf: ConfFile, key: string): string | undefined => confGetString(conf, key);
 
@@ -150,7 +155,7 @@ function parseOs(conf: ConfFile, dom: Domain): void {
   setKernelKeys(conf, dom);
 
   const boot = getStr(conf, 'boot') ?? 'c';
-  dom.os.boot = [...boot.slice(0, MAX_BOOT_DEVICES)].map((c) => BOOT_DEVICES[c] ?? 'hd');
+  dom.os.boot = [...boot.slice(0, MAX_BOOT_DEVICES)].map((c) => lookup(BOOT_DEVICES, c) ?? 'hd');
 
   const nested = confGet(conf, 'nestedhvm') === undefined ? undefined : getBool(conf, 'nestedhvm', false);
   if (nested !== undefined) {
@@ -203,7 +208,7 @@ function parseLibxlCpuid(cpu: DomainCpu, str: string): void {
   for (const pair of pairs.slice(1)) {
     const eq = pair.indexOf('=');
     if (pair === '' || eq === -1) throw xlError('CONF_SYNTAX', `Invalid libxl cpuid key=value element: ${pair}`);
-    const policy = CPUID_POLICIES[pair.slice(eq + 1)];
+    const policy = lookup(CPUID_POLICIES, pair.slice(eq + 1));
     if (!policy) throw xlError('CONF_SYNTAX', `Invalid libxl cpuid value: ${pair}`);
     addCpuFeature(cpu, libxlToLibvirtFeature(pair.slice(0, eq)), policy);
   }
@@ -287,8 +292,9 @@ function parseXendCpuid(cpu: DomainCpu, entry: string): void {
   const leaf = parseCpuidNumber(m[1]!.trim());
   const subleaf = m[2] === undefined ? undefined : parseCpuidNumber(m[2].trim());
   if (leaf === undefined || (m[2] !== undefined && subleaf === undefined)) throw bad('invalid leaf number');
+  const leafName = leaf >= 0x80000000 ? `0x${leaf.toString(16)}` : String(leaf);
   // Leaf 7 only has sub-leaves; xend wrote it without one for sub-leaf 0.
-  const leafKey = leaf === 7 ? `7:${subleaf ?? 0}` : subleaf === undefined ? `${leaf < 0x80000000 ? leaf : `0x${leaf.toString(16)}`}` : `${leaf}:${subleaf}`;
+  const leafKey = leaf === 7 ? `7:${subleaf ?? 0}` : subleaf === undefined ? leafName : `${leafName}:${subleaf}`;
   for (const part of m[3]!.split(',')) {
     const rm = /^\s*(e[abcd]x)=([01xks]{32})$/.exec(part);
     if (!rm) throw bad(`'${part}' is not REG=<32 characters of 0, 1, x, k, s>`);
@@ -483,7 +489,7 @@ export function parseXlDiskSpec(spec: string): XlDiskSpec {
   let script: string | undefined;
 
   const setFormat = (s: string) => {
-    const f = DISK_FORMATS[s];
+    const f = lookup(DISK_FORMATS, s);
     if (f === undefined) fail('unknown value for format', s);
     if (format !== undefined && format !== f) fail('format respecified', s);
     format = f;
@@ -759,7 +765,7 @@ function parseInputDevs(conf: ConfFile, dom: Domain): void {
   const items = v.type === 'list' ? v.value : [v];
   for (const item of items) {
     if (item.type !== 'string') throw xlError('INTERNAL_ERROR', 'config value usbdevice was malformed');
-    const type = USB_INPUTS[item.value];
+    const type = lookup(USB_INPUTS, item.value);
     if (type) dom.devices.inputs.push({ type, bus: 'usb' });
   }
 }
@@ -905,7 +911,7 @@ function formatOs(dom: Domain, out: ConfFile): void {
     if (os.kernel !== undefined) setStr(out, 'kernel', os.kernel);
     if (os.initrd !== undefined) setStr(out, 'ramdisk', os.initrd);
     if (os.cmdline !== undefined) setStr(out, 'cmdline', os.cmdline);
-    const boot = os.boot.slice(0, MAX_BOOT_DEVICES).map((b) => BOOT_LETTERS[b] ?? 'c').join('');
+    const boot = os.boot.slice(0, MAX_BOOT_DEVICES).map((b) => lookup(BOOT_LETTERS, b) ?? 'c').join('');
     setStr(out, 'boot', boot === '' ? 'c' : boot);
     if (dom.cpu?.mode === 'host-passthrough') {
       const noHwVirt = dom.cpu.features.some((f) =>
@@ -933,7 +939,7 @@ function formatCpuid(dom: Domain, out: ConfFile): void {
   const pairs = cpu.features
     .map((f) => ({ name: libvirtToLibxlFeature(f.name), policy: f.policy }))
     .filter((f) => f.name !== 'vmx' && f.name !== 'svm')
-    .map((f) => `${f.name}=${CPUID_LETTERS[f.policy]}`);
+    .map((f) => `${f.name}=${lookup(CPUID_LETTERS, f.policy) ?? '1'}`);
   if (pairs.length) setStr(out, 'cpuid', ['host', ...pairs].join(','));
 }
 
@@ -1008,14 +1014,14 @@ function formatDiskSource(disk: DiskDevice): string | undefined {
 
 /** One disk in xl's key=value form; target= must come last as it takes the rest of the string. */
 export function formatXlDisk(disk: DiskDevice): string {
-  let s = `format=${XL_FORMATS[disk.driver?.type ?? ''] ?? 'raw'}`;
+  let s = `format=${lookup(XL_FORMATS, disk.driver?.type ?? '') ?? 'raw'}`;
   s += `,vdev=${disk.target.dev}`;
   s += `,access=${disk.readonly ? 'ro' : disk.shareable ? '!' : 'rw'}`;
   if (disk.transient) throw xlError('CONFIG_UNSUPPORTED', 'transient disks not supported yet');
   const driver = disk.driver?.name;
   if (driver !== undefined) {
     const backends: Record<string, string> = { qemu: 'qdisk', file: 'qdisk', tap: 'tap', phy: 'phy' };
-    s += `,backendtype=${backends[driver] ?? ''}`;
+    s += `,backendtype=${lookup(backends, driver) ?? ''}`;
   }
   if (disk.device === 'cdrom') s += ',devtype=cdrom';
   const target = formatDiskSource(disk);
@@ -1108,6 +1114,7 @@ function formatChannel(channel: CharDevice): string {
     default:
       throw xlError('CONFIG_UNSUPPORTED', `unsupported xen channel source type '${channel.source.type}'`);
   }
+  // libvirt prints a missing name through printf's "(null)"; kept for identical output.
   return `${s}name=${channel.target.name ?? '(null)'}`;
 }
 
