@@ -26,6 +26,8 @@ export interface CommandIo {
   json: boolean;
   /** True when stdout is a terminal (progress display). */
   tty: boolean;
+  /** `-q`: drop virsh's informational lines (vshPrintExtra), table headers and the blank line after each command. */
+  quiet?: boolean;
 }
 
 export interface Command {

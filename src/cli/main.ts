@@ -4,15 +4,16 @@
  */
 import { createInterface } from 'node:readline';
 import { VirtError } from '../errors.js';
-import { parseArgs, type Command, type CommandIo } from './command.js';
+import { parseArgs, type ArgValues, type Command, type CommandIo } from './command.js';
 import { COMMANDS } from './commands/index.js';
+import { closeSession } from './commands/util.js';
 
 export function findCommand(name: string): Command | undefined {
   return COMMANDS.find((c) => c.name === name || c.aliases?.includes(name));
 }
 
 function usage(): string {
-  const lines = ['Usage: xenvirt [-c URI] [--json] COMMAND [ARGS...]', '', 'Commands:'];
+  const lines = ['Usage: xenvirt [-c URI] [-q] [--json] COMMAND [ARGS...]', '', 'Commands:'];
   for (const c of COMMANDS) lines.push(`    ${c.name.padEnd(24)}${c.summary}`);
   lines.push('', "Run 'xenvirt help COMMAND' for a command's options.");
   return lines.join('\n') + '\n';
@@ -41,24 +42,40 @@ export function errorMessage(e: unknown): string {
 export async function runCommand(argv: string[], io: CommandIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined) return 0;
+  let run: () => Promise<number | void>;
   if (name === 'help') {
-    const c = rest[0] ? findCommand(rest[0]) : undefined;
-    if (rest[0] && !c) { io.stderr.write(`error: command '${rest[0]}' doesn't exist\n`); return 1; }
-    io.stdout.write(c ? commandHelp(c) : usage());
-    return 0;
+    run = async () => {
+      const c = rest[0] ? findCommand(rest[0]) : undefined;
+      if (rest[0] && !c) throw new VirtError('INVALID_ARG', `command '${rest[0]}' doesn't exist`);
+      io.stdout.write(c ? commandHelp(c) : usage());
+    };
+  } else {
+    const cmd = findCommand(name);
+    if (!cmd) {
+      io.stderr.write(`error: unknown command: '${name}'\n`);
+      return 1;
+    }
+    let args: ArgValues;
+    try {
+      args = parseArgs(cmd, rest);
+    } catch (e) {
+      io.stderr.write(`error: ${errorMessage(e)}\n`);
+      return 1;
+    }
+    run = () => cmd.run(args, io);
   }
-  const cmd = findCommand(name);
-  if (!cmd) {
-    io.stderr.write(`error: unknown command: '${name}'\n`);
-    return 1;
-  }
+  let status = 0;
   try {
-    const status = await cmd.run(parseArgs(cmd, rest), io);
-    return typeof status === 'number' ? status : 0;
+    const s = await run();
+    status = typeof s === 'number' ? s : 0;
   } catch (e) {
     io.stderr.write(`error: ${errorMessage(e)}\n`);
-    return 1;
+    status = 1;
   }
+  // virsh ends the output of every command it ran, failed or not, with an empty line
+  // (vshCommandRun); -q drops it, and so does --json to keep the output one JSON document.
+  if (!io.quiet && !io.json) io.stdout.write('\n');
+  return status;
 }
 
 /** Split a shell line into words, honouring quotes and backslashes as virsh's shell does. */
@@ -103,6 +120,7 @@ async function shell(io: CommandIo): Promise<number> {
 export async function main(argv: string[]): Promise<number> {
   let uri: string | undefined;
   let json = false;
+  let quiet = false;
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i]!;
@@ -111,18 +129,22 @@ export async function main(argv: string[]): Promise<number> {
       if (uri === undefined) { process.stderr.write('error: option -c requires a URI\n'); return 1; }
     } else if (a.startsWith('--connect=')) uri = a.slice(10);
     else if (a === '--json') json = true;
+    else if (a === '-q' || a === '--quiet') quiet = true;
     else if (a === '-h' || a === '--help') { process.stdout.write(usage()); return 0; }
     else if (a === '-v' || a === '--version') { process.stdout.write(`${await packageVersion()}\n`); return 0; }
     else if (a.startsWith('-') && a !== '-') { process.stderr.write(`error: unsupported option '${a}'. See --help.\n`); return 1; }
     else break;
   }
-  const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, uri, json, tty: Boolean(process.stdout.isTTY) };
+  const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, uri, json, quiet, tty: Boolean(process.stdout.isTTY) };
   const rest = argv.slice(i);
   // `--json` may also follow the command name, as users type it.
   const jsonAt = rest.indexOf('--json');
   if (jsonAt > 0 && !findCommand(rest[0]!)?.options.some((o) => o.name === 'json')) { io.json = true; rest.splice(jsonAt, 1); }
-  if (rest.length === 0) return shell(io);
-  return runCommand(rest, io);
+  try {
+    return rest.length === 0 ? await shell(io) : await runCommand(rest, io);
+  } finally {
+    await closeSession(io);
+  }
 }
 
 async function packageVersion(): Promise<string> {

@@ -188,7 +188,7 @@ export function sxprToDomain(e: SExpr, opts: SxprReadOptions = {}): Domain {
     uuid,
     memory: 0,
     vcpu: { count: 1 },
-    os: { type: hvm ? 'hvm' : 'linux', boot: [] },
+    os: { type: hvm ? 'hvm' : 'xen', boot: [] },
     clock: { offset: 'utc', timers: [] },
     devices: emptyDevices(),
   };

@@ -461,6 +461,14 @@ describe('bad input never crashes', () => {
     throwsVirt(() => pv('max_event_channels = [ 1 ]'), 'max_event_channels');
   });
 
+  test('names of Object.prototype members are just unknown names', () => {
+    throwsVirt(() => parseXlDiskSpec('format=constructor,vdev=xvda,target=/x'), 'unknown value for format');
+    throwsVirt(() => hvm('cpuid = "host,tm=toString"'), 'Invalid libxl cpuid value');
+    assert.deepEqual(hvm('usbdevice = "constructor"').devices.inputs, []);
+    const disk: DiskDevice = { type: 'file', device: 'disk', driver: { name: 'toString', type: '__proto__' }, source: { path: '/x' }, target: { dev: 'xvda' } };
+    assert.equal(formatXlDisk(disk), 'format=raw,vdev=xvda,access=rw,backendtype=,target=/x');
+  });
+
   test('random configurations parse or throw a VirtError', () => {
     const str = fc.constantFrom('"x"', '"0"', '"1"', '1', '0', '-1', '[ ]', '[ "a=b" ]', '[ [ "pnode=0" ] ]', '[ 1, "x" ]', '"host,tm=0"', '"hvm"');
     const key = fc.constantFrom('builder', 'type', 'disk', 'vnuma', 'cpuid', 'spice', 'usbctrl', 'usbdev', 'channel',

@@ -17,6 +17,7 @@ import {
   type ConfFile,
   type ConfValue,
   confGet,
+  confGetBool,
   confGetString,
   confList,
   confNumber,
@@ -105,8 +106,8 @@ function lookup<T>(table: Readonly<Record<string, T>>, key: string): T | undefin
   return Object.hasOwn(table, key) ? table[key] : undefined;
 }
 
-/** A string key that is allowed to be absent (xenConfigGetString / CopyStringOpt). */
-const getStr = (conf: ConfFile, key: string): string | undefined => confGetString(conf, key);
+/** A string key that may be absent (xenConfigGetString / CopyStringOpt); other types are errors. */
+const getStr = confGetString;
 
 // ---------------------------------------------------------------------------------------
 // OS, boot and firmware (xenParseXLOS)
@@ -157,7 +158,7 @@ function parseOs(conf: ConfFile, dom: Domain): void {
   const boot = getStr(conf, 'boot') ?? 'c';
   dom.os.boot = [...boot.slice(0, MAX_BOOT_DEVICES)].map((c) => lookup(BOOT_DEVICES, c) ?? 'hd');
 
-  const nested = confGet(conf, 'nestedhvm') === undefined ? undefined : getBool(conf, 'nestedhvm', false);
+  const nested = confGetBool(conf, 'nestedhvm');
   if (nested !== undefined) {
     // Nested HVM is the guest seeing the host's virtualization extension (vmx on the
     // test host; libvirt would pick svm on an AMD host it can probe).
