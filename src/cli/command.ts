@@ -26,7 +26,7 @@ export interface CommandIo {
   json: boolean;
   /** True when stdout is a terminal (progress display). */
   tty: boolean;
-  /** `-q`: drop virsh's informational lines (vshPrintExtra), table headers and the blank line after each command. */
+  /** `-q`: drop virsh's informational lines (vshPrintExtra) and table headers. */
   quiet?: boolean;
 }
 

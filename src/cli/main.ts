@@ -4,7 +4,7 @@
  */
 import { createInterface } from 'node:readline';
 import { VirtError } from '../errors.js';
-import { parseArgs, type ArgValues, type Command, type CommandIo } from './command.js';
+import { parseArgs, type Command, type CommandIo } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { closeSession } from './commands/util.js';
 
@@ -42,40 +42,24 @@ export function errorMessage(e: unknown): string {
 export async function runCommand(argv: string[], io: CommandIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined) return 0;
-  let run: () => Promise<number | void>;
   if (name === 'help') {
-    run = async () => {
-      const c = rest[0] ? findCommand(rest[0]) : undefined;
-      if (rest[0] && !c) throw new VirtError('INVALID_ARG', `command '${rest[0]}' doesn't exist`);
-      io.stdout.write(c ? commandHelp(c) : usage());
-    };
-  } else {
-    const cmd = findCommand(name);
-    if (!cmd) {
-      io.stderr.write(`error: unknown command: '${name}'\n`);
-      return 1;
-    }
-    let args: ArgValues;
-    try {
-      args = parseArgs(cmd, rest);
-    } catch (e) {
-      io.stderr.write(`error: ${errorMessage(e)}\n`);
-      return 1;
-    }
-    run = () => cmd.run(args, io);
+    const c = rest[0] ? findCommand(rest[0]) : undefined;
+    if (rest[0] && !c) { io.stderr.write(`error: command '${rest[0]}' doesn't exist\n`); return 1; }
+    io.stdout.write(c ? commandHelp(c) : usage());
+    return 0;
   }
-  let status = 0;
+  const cmd = findCommand(name);
+  if (!cmd) {
+    io.stderr.write(`error: unknown command: '${name}'\n`);
+    return 1;
+  }
   try {
-    const s = await run();
-    status = typeof s === 'number' ? s : 0;
+    const status = await cmd.run(parseArgs(cmd, rest), io);
+    return typeof status === 'number' ? status : 0;
   } catch (e) {
     io.stderr.write(`error: ${errorMessage(e)}\n`);
-    status = 1;
+    return 1;
   }
-  // virsh ends the output of every command it ran, failed or not, with an empty line
-  // (vshCommandRun); -q drops it, and so does --json to keep the output one JSON document.
-  if (!io.quiet && !io.json) io.stdout.write('\n');
-  return status;
 }
 
 /** Split a shell line into words, honouring quotes and backslashes as virsh's shell does. */

@@ -34,6 +34,9 @@ export function postParse(d: Domain, opts: PostParseOptions = {}): Domain {
     d.os.machine ??= XEN_CAPS.machines[d.os.type];
   }
   if (d.os.loader?.path !== undefined) d.os.loader.type ??= 'rom';
+  // An HVM guest that names no boot device boots from its first disk (per-device boot
+  // order is not modelled, so the os-level list is the only one).
+  if (isHvm(d) && d.os.boot.length === 0) d.os.boot.push('hd');
   if (isHvm(d)) {
     if (caps && !d.os.loader) d.os.loader = { type: 'rom', path: XEN_CAPS.hvmLoader };
   }

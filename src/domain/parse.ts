@@ -207,6 +207,10 @@ function domainFromElement(root: Node): Domain {
     if (el !== 'on_crash' && v.startsWith('coredump')) n.fail(`action '${v}' is only valid in <on_crash>`);
     d[key] = v as (typeof actions)[number];
   }
+  // libvirt's defaults for absent lifecycle actions, which it then always prints.
+  d.onPoweroff ??= 'destroy';
+  d.onReboot ??= 'restart';
+  d.onCrash ??= 'destroy';
   const devices = root.child('devices');
   if (devices) parseDevices(devices, d);
   const cmd = root.child('xen:commandline');

@@ -20,6 +20,11 @@ const MAX_DEPTH = 256;
 
 class Reader {
   pos = 0;
+  /** Line counting moves forward only: the line reached so far and the next newline after it. */
+  private line = 1;
+  private nextNewline = -2;
+  /** Position of the first '&' at or after the last decode start (-1: none left). */
+  private nextAmp = -2;
   constructor(readonly src: string, readonly file: string) {}
 
   fail(msg: string, at = this.pos): never {
@@ -31,20 +36,15 @@ class Reader {
     throw new LocatedError('XML_ERROR', this.file, line, col, msg);
   }
 
-  private lineStarts: number[] | undefined;
+  /** The 1-based line of `at`; callers ask in increasing position order (element starts). */
   lineAt(at: number): number {
-    if (!this.lineStarts) {
-      this.lineStarts = [0];
-      for (let i = this.src.indexOf('\n'); i !== -1; i = this.src.indexOf('\n', i + 1)) this.lineStarts.push(i + 1);
+    const s = this.src;
+    if (this.nextNewline === -2) this.nextNewline = s.indexOf('\n');
+    while (this.nextNewline !== -1 && this.nextNewline < at) {
+      this.line++;
+      this.nextNewline = s.indexOf('\n', this.nextNewline + 1);
     }
-    const ls = this.lineStarts;
-    let lo = 0;
-    let hi = ls.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (ls[mid]! <= at) lo = mid; else hi = mid - 1;
-    }
-    return lo + 1;
+    return this.line;
   }
 
   skipSpace(): void {
@@ -94,21 +94,34 @@ class Reader {
     return s.slice(start, this.pos);
   }
 
+  /**
+   * The first '&' at or after `from`. Decoding only moves forward through the document, so
+   * one remembered search result serves every later call until it is passed: searching
+   * afresh each time would scan to the end of the document per attribute or text run.
+   */
+  private ampFrom(from: number): number {
+    if (this.nextAmp === -2 || (this.nextAmp !== -1 && this.nextAmp < from)) this.nextAmp = this.src.indexOf('&', from);
+    return this.nextAmp;
+  }
+
   /** Decode character data up to `stop` (exclusive), resolving references. */
   decode(start: number, stop: number): string {
     const s = this.src;
-    let amp = s.indexOf('&', start);
+    let amp = this.ampFrom(start);
     if (amp < 0 || amp >= stop) return s.slice(start, stop);
     let out = '';
     let from = start;
     while (amp >= 0 && amp < stop) {
       out += s.slice(from, amp);
-      const semi = s.indexOf(';', amp);
-      if (semi < 0 || semi > stop || semi - amp > 12) this.fail('unterminated character reference', amp);
+      // A reference is at most 12 characters up to its ';' (and never runs past `stop`).
+      const limit = Math.min(amp + 12, stop);
+      let semi = amp + 1;
+      while (semi <= limit && s.charCodeAt(semi) !== 59) semi++;
+      if (semi > limit) this.fail('unterminated character reference', amp);
       const ref = s.slice(amp + 1, semi);
       out += this.resolve(ref, amp);
       from = semi + 1;
-      amp = s.indexOf('&', from);
+      amp = this.ampFrom(from);
     }
     return out + s.slice(from, stop);
   }
@@ -132,39 +145,60 @@ class Reader {
     return String.fromCodePoint(code);
   }
 
+  /** One attribute value, the reader on its opening quote; leaves the reader after the closing one. */
+  attrValue(an: string, name: string, attrs: Map<string, string>): string {
+    const s = this.src;
+    const q = s.charCodeAt(this.pos);
+    const end = s.indexOf(q === 34 ? '"' : "'", this.pos + 1);
+    if (end < 0) this.fail(`unterminated value of attribute '${an}'`);
+    // One pass finds what the value needs: '<' is an error, '&' needs decoding, and literal
+    // tabs and line ends need normalising.
+    let amp = false;
+    let ws = false;
+    for (let i = this.pos + 1; i < end; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 60) this.fail(`'<' in value of attribute '${an}'`, i);
+      else if (c === 38) amp = true;
+      else if (c === 9 || c === 10 || c === 13) ws = true;
+    }
+    if (attrs.has(an)) this.fail(`duplicate attribute '${an}' in <${name}>`);
+    let v: string;
+    // A decoded character reference may itself be a tab or line end, which is normalised too.
+    if (amp) v = normalizeAttr(this.decode(this.pos + 1, end));
+    else if (ws) v = normalizeAttr(s.slice(this.pos + 1, end));
+    else v = s.slice(this.pos + 1, end);
+    this.pos = end + 1;
+    return v;
+  }
+
   element(depth: number): XmlElement {
     if (depth > MAX_DEPTH) this.fail(`elements nested deeper than ${MAX_DEPTH}`);
     const s = this.src;
     const open = this.pos;
+    const line = this.lineAt(open);
     this.pos++; // '<'
     const name = this.name();
     const attrs = new Map<string, string>();
     for (;;) {
       const before = this.pos;
       this.skipSpace();
-      const c = s[this.pos];
-      if (c === '/') {
-        if (s[this.pos + 1] !== '>') this.fail("expected '>' after '/'");
+      const c = s.charCodeAt(this.pos);
+      if (c === 47) { // '/'
+        if (s.charCodeAt(this.pos + 1) !== 62) this.fail("expected '>' after '/'");
         this.pos += 2;
-        return { name, attrs, children: [], text: '', line: this.lineAt(open) };
+        return { name, attrs, children: [], text: '', line };
       }
-      if (c === '>') { this.pos++; break; }
-      if (c === undefined) this.fail(`unterminated start tag <${name}>`);
+      if (c === 62) { this.pos++; break; } // '>'
+      if (this.pos >= s.length) this.fail(`unterminated start tag <${name}>`);
       if (before === this.pos) this.fail(`expected whitespace before attribute in <${name}>`);
       const an = this.name();
       this.skipSpace();
-      if (s[this.pos] !== '=') this.fail(`expected '=' after attribute '${an}' in <${name}>`);
+      if (s.charCodeAt(this.pos) !== 61) this.fail(`expected '=' after attribute '${an}' in <${name}>`);
       this.pos++;
       this.skipSpace();
-      const q = s[this.pos];
-      if (q !== '"' && q !== "'") this.fail(`attribute '${an}' in <${name}> must be quoted`);
-      const end = s.indexOf(q, this.pos + 1);
-      if (end < 0) this.fail(`unterminated value of attribute '${an}'`);
-      const lt = s.indexOf('<', this.pos + 1);
-      if (lt >= 0 && lt < end) this.fail(`'<' in value of attribute '${an}'`, lt);
-      if (attrs.has(an)) this.fail(`duplicate attribute '${an}' in <${name}>`);
-      attrs.set(an, normalizeAttr(this.decode(this.pos + 1, end)));
-      this.pos = end + 1;
+      const q = s.charCodeAt(this.pos);
+      if (q !== 34 && q !== 39) this.fail(`attribute '${an}' in <${name}> must be quoted`);
+      attrs.set(an, this.attrValue(an, name, attrs));
     }
     const children: XmlElement[] = [];
     let text = '';
@@ -173,25 +207,28 @@ class Reader {
       if (lt < 0) this.fail(`element <${name}> is not closed`, open);
       if (lt > this.pos) text += this.decode(this.pos, lt);
       this.pos = lt;
-      if (s.startsWith('</', lt)) {
+      const c1 = s.charCodeAt(lt + 1);
+      if (c1 === 47) { // '</'
         this.pos += 2;
         const closing = this.name();
         if (closing !== name) this.fail(`closing tag </${closing}> does not match <${name}>`, lt);
         this.skipSpace();
-        if (s[this.pos] !== '>') this.fail(`expected '>' in closing tag </${name}>`);
+        if (s.charCodeAt(this.pos) !== 62) this.fail(`expected '>' in closing tag </${name}>`);
         this.pos++;
-        return { name, attrs, children, text, line: this.lineAt(open) };
+        return { name, attrs, children, text, line };
       }
-      if (s.startsWith('<!--', lt)) { this.skipComment(); continue; }
-      if (s.startsWith('<![CDATA[', lt)) {
-        const end = s.indexOf(']]>', lt + 9);
-        if (end < 0) this.fail('unterminated CDATA section');
-        text += s.slice(lt + 9, end);
-        this.pos = end + 3;
-        continue;
+      if (c1 === 33) { // '<!'
+        if (s.startsWith('<!--', lt)) { this.skipComment(); continue; }
+        if (s.startsWith('<![CDATA[', lt)) {
+          const end = s.indexOf(']]>', lt + 9);
+          if (end < 0) this.fail('unterminated CDATA section');
+          text += s.slice(lt + 9, end);
+          this.pos = end + 3;
+          continue;
+        }
+        this.fail('DOCTYPE and other declarations are not allowed in domain XML');
       }
-      if (s.startsWith('<?', lt)) { this.skipPi(); continue; }
-      if (s.startsWith('<!', lt)) this.fail('DOCTYPE and other declarations are not allowed in domain XML');
+      if (c1 === 63) { this.skipPi(); continue; } // '<?'
       children.push(this.element(depth + 1));
     }
   }
@@ -219,19 +256,31 @@ export function parseXml(text: string, file = '<xml>'): XmlElement {
 
 /** Escape as libvirt's virBufferEscapeString does for attribute values and text. */
 export function escapeXml(s: string): string {
-  if (!/[<>&'"\x01-\x08\x0b\x0c\x0e-\x1f]/.test(s)) return s;
+  // Almost every value needs no escaping: find the first character that does, without a regex.
+  let i = 0;
+  for (; i < s.length; i++) if (needsEscape(s.charCodeAt(i))) break;
+  if (i === s.length) return s;
   let out = '';
-  for (const ch of s) {
-    switch (ch) {
-      case '<': out += '&lt;'; break;
-      case '>': out += '&gt;'; break;
-      case '&': out += '&amp;'; break;
-      case "'": out += '&apos;'; break;
-      case '"': out += '&quot;'; break;
-      default:
-        // libvirt drops the C0 control characters XML 1.0 cannot carry.
-        if (ch.charCodeAt(0) >= 0x20 || ch === '\t' || ch === '\n' || ch === '\r') out += ch;
+  let from = 0;
+  for (i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // NUL never triggers escaping (libvirt's check skips it) but is dropped with the others.
+    if (!needsEscape(c) && c !== 0) continue;
+    out += s.slice(from, i);
+    from = i + 1;
+    switch (c) {
+      case 60: out += '&lt;'; break;
+      case 62: out += '&gt;'; break;
+      case 38: out += '&amp;'; break;
+      case 39: out += '&apos;'; break;
+      case 34: out += '&quot;'; break;
+      // Otherwise a C0 control character XML 1.0 cannot carry: libvirt drops it.
     }
   }
-  return out;
+  return out + s.slice(from);
+}
+
+/** < > & ' " and the C0 controls other than NUL, tab, LF and CR. */
+function needsEscape(c: number): boolean {
+  return c < 0x20 ? c !== 0 && c !== 9 && c !== 10 && c !== 13 : c === 60 || c === 62 || c === 38 || c === 39 || c === 34;
 }

@@ -2,13 +2,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
+import { ERA_ARTEFACTS, withoutArtefacts } from '../../test/corpus-artefacts.js';
 import { VirtError } from '../errors.js';
 import { postParse } from '../domain/defaults.js';
 import { formatDomainXml } from '../domain/format.js';
 import { parseDomainXml } from '../domain/parse.js';
 import { emptyDevices, type Domain } from '../domain/types.js';
 import { joinBackslashNewlines, parseSexpr } from './sexpr.js';
-import { domainToSxpr, parseCharSource, sxprFromNative, sxprToDomain, sxprToNative } from './sxpr.js';
+import { formatSexpr } from './sexpr.js';
+import {
+  diskToSxpr, domainToSxpr, interfaceToSxpr, parseCharSource, pciHostdevToSxpr, sxprFromNative, sxprToDomain, sxprToNative,
+} from './sxpr.js';
 
 // Tests run as dist/src/formats/*.test.js: four levels up is /work, where the shared files sit.
 const SHARED = new URL('../../../../shared/', import.meta.url);
@@ -30,38 +34,6 @@ function sxpr(text: string): Domain {
 
 function throwsVirt(fn: () => unknown, re: RegExp): void {
   assert.throws(fn, (e: unknown) => e instanceof VirtError && re.test(e.message), `expected a VirtError matching ${re}`);
-}
-
-/**
- * Expectations that no converter can meet from the input alone: the corpus rendered them from
- * historical XML of several libvirt eras, and these carry artefacts of their era rather than of
- * the S-expression. `pv` and `disk-file` have byte-identical inputs (after joining lines) and
- * identical expectations that both carry `<backingStore/>`, which nothing in XenD's output
- * describes; fv-sound and vif-rate come from the last parser (variable clock, no fixed VNC port,
- * an explicit IDE controller ahead of xenbus) while their siblings with the same shape (e.g.
- * fv-sound-all) come from older ones.
- */
-const ERA_ARTEFACTS: Record<string, Array<'backingStore' | 'newest-parser'>> = {
-  'pv': ['backingStore'],
-  'disk-file': ['backingStore'],
-  'pv-vfb-new': ['backingStore'],
-  'fv-utc': ['backingStore'],
-  'fv-sound': ['backingStore', 'newest-parser'],
-  'vif-rate': ['backingStore', 'newest-parser'],
-};
-
-/** Removes exactly the listed artefacts from an expectation or a result. */
-function withoutArtefacts(xml: string, kinds: ReadonlyArray<string>): string {
-  let lines = xml.trimEnd().split('\n');
-  if (kinds.includes('backingStore')) lines = lines.filter((l) => l.trim() !== '<backingStore/>');
-  if (kinds.includes('newest-parser')) {
-    // The clock and the VNC port the newest parser chose, and controller order.
-    lines = lines.filter((l) => !/^\s*<clock |^\s*<graphics /.test(l));
-    const ctrl = lines.filter((l) => l.trim().startsWith('<controller ')).sort();
-    let k = 0;
-    lines = lines.map((l) => (l.trim().startsWith('<controller ') ? ctrl[k++]! : l));
-  }
-  return lines.join('\n');
 }
 
 test('the corpus has the 52 sexpr cases', () => {
@@ -219,7 +191,7 @@ test('vcpu_avail gives the online vcpus; cpus pins them', () => {
   assert.deepEqual(pv('(vcpu_avail 3)').vcpu, { count: 2 });
   assert.deepEqual(sxpr(`${PV.replace('(vcpus 2)', '(vcpus 4)')}(vcpu_avail 5))`).vcpu, { count: 4, current: 2 });
   assert.equal(pv("(cpus '0-3,^2')").vcpu.cpuset, '0-3,^2');
-  assert.equal(pv('(cpus ((1 2) (1 2)))').vcpu.cpuset, '1,2');
+  assert.equal(pv('(cpus ((1 2 3 5) (5 3 2 1)))').vcpu.cpuset, '1-3,5');
   assert.deepEqual(pv('(cpus ((0) ()))').cputune, { vcpupins: [{ vcpu: 0, cpuset: '0' }] });
   assert.equal(pv('(cpus (()))').vcpu.cpuset, undefined);
 });
@@ -227,10 +199,11 @@ test('vcpu_avail gives the online vcpus; cpus pins them', () => {
 test('HVM: loader, direct kernel, boot order, features', () => {
   const d = hvm('(acpi 1)(apic 0)(pae 1)(hap 0)(viridian 1)');
   assert.deepEqual(d.os, { type: 'hvm', boot: ['hd'], loader: { path: '/usr/lib/xen/boot/hvmloader' } });
+  // A direct kernel boot reads no boot order; libvirt's post-parse gives HVM guests 'hd'.
   assert.deepEqual(d.features, { acpi: true, pae: true, hap: 'off', viridian: true });
   assert.deepEqual(sxpr(HVM.replace('(boot c)IMG', '(boot dnxa)') + ')').os.boot, ['cdrom', 'network', 'fd']);
   const k = sxpr(HVM.replace("(kernel '/usr/lib/xen/boot/hvmloader')", "(kernel /vmlinuz)(loader /hvmloader)(args 'a b')").replace('IMG', '') + ')');
-  assert.deepEqual(k.os, { type: 'hvm', boot: ['hd'], loader: { path: '/hvmloader' }, kernel: '/vmlinuz', cmdline: 'a b' });
+  assert.deepEqual(k.os, { type: 'hvm', boot: [], loader: { path: '/hvmloader' }, kernel: '/vmlinuz', cmdline: 'a b' });
 });
 
 test('HVM clocks: reset unless XenD recorded an RTC offset; hpet', () => {
@@ -255,6 +228,7 @@ test('disks: drivers, formats, devices, modes, bootable order', () => {
     ['file', 'cdrom', { name: 'file' }, '/iso/a.iso', { dev: 'hdc', bus: 'ide' }, true, undefined],
     ['file', 'floppy', { name: 'file' }, '/fd.img', { dev: 'fda', bus: 'fdc' }, undefined, undefined],
   ]);
+  assert.deepEqual(pv('(device (tap2 (dev xvda)(uname tap2:tapdisk:vhd:/img/d)(mode w)))').devices.disks[0]!.driver, { name: 'tap2', type: 'vhd' });
   // XenD 3.0.2's image cdrom does not duplicate a device on hdc.
   const e = hvm('(cdrom /iso/a.iso)', "(device (vbd (dev hdc:cdrom)(uname file:/iso/b.iso)(mode r)))");
   assert.deepEqual(e.devices.disks.map((x) => x.source?.path), ['/iso/b.iso']);
@@ -272,6 +246,12 @@ test('interfaces: bridge, ethernet, names, models, rate', () => {
     { type: 'bridge', ips: [{ address: '10.0.0.2', family: 'ipv4' }], source: { bridge: 'br0' }, target: 'guest0', mac: '00:16:3e:00:00:01', model: 'e1000', bandwidth: { outbound: { average: 1024 } } },
     { type: 'ethernet', ips: [{ address: 'fe80::1', family: 'ipv6' }], script: 'vif-routed', model: 'netfront' },
   ]);
+});
+
+test('live descriptions keep and generate XenD interface names', () => {
+  const text = `${PV}(device (vif (mac 00:16:3e:00:00:01)))(device (vif (vifname vif6.7)))(device (vif (vifname guest))))`;
+  assert.deepEqual(sxpr(text).devices.interfaces.map((n) => n.target), [undefined, undefined, 'guest']);
+  assert.deepEqual(sxprToDomain(parseSexpr(text), { live: true }).devices.interfaces.map((n) => n.target), ['vif6.0', 'vif6.7', 'guest']);
 });
 
 test('HVM serial, parallel and sound devices', () => {
@@ -349,6 +329,12 @@ test('bad descriptions are VirtErrors naming the node', () => {
   throwsVirt(() => hvm('(serial tcp:nohostport)'), /malformed char device string/);
   throwsVirt(() => hvm('(soundhw foo)'), /unknown sound model 'foo'/);
   throwsVirt(() => hvm('(localtime maybe)'), /unknown localtime offset maybe/);
+  throwsVirt(() => pv('(device (vbd (dev xvda)(uname file:/a)))(device (frob (x 1)))'), /unknown device kind 'frob' \(domain\/device\[1\]\)/);
+  throwsVirt(() => pv('(device)'), /domain\/device\[0\]: expected one \(KIND \.\.\.\) list/);
+  throwsVirt(() => pv('(device (vbd (dev xvda)(uname file:/a)) (vif))'), /expected one \(KIND \.\.\.\) list/);
+  throwsVirt(() => sxpr('(domain (name x)(memory 1)(bootloader /b)(image (solaris (kernel k))))'), /unknown image kind 'solaris' \(domain\/image\)/);
+  // Device classes XenD has but the domain XML does not are read past.
+  assert.equal(pv('(device (vtpm (instance 1)))(device (console (location 2)))(device (vkbd))').devices.disks.length, 0);
 });
 
 // ---- writing ---------------------------------------------------------------------------------
@@ -511,4 +497,39 @@ test('property: random domains survive XML model -> sxpr -> model', () => {
     const after = postParse(sxpr(sxprToNative(before)), { capabilities: false });
     assert.equal(formatDomainXml(after, { secure: true }), formatDomainXml(before, { secure: true }));
   }), { numRuns: 300 });
+});
+
+test('property: any S-expression either converts or fails with a VirtError', () => {
+  const atoms = fc.constantFrom(
+    'domain', 'vm', 'name', 'memory', 'maxmem', 'vcpus', 'vcpu_avail', 'uuid', 'image', 'linux', 'hvm', 'kernel', 'loader',
+    'device', 'vbd', 'tap', 'tap2', 'vif', 'pci', 'vfb', 'dev', 'uname', 'mode', 'mac', 'bridge', 'script', 'rate', 'serial',
+    'parallel', 'soundhw', 'boot', 'localtime', 'cpus', 'type', 'vnc', 'vncunused', 'vncdisplay', 'domid', 'usbdevice',
+    'x', '0', '1', '-1', '420', '0x1f', 'file:/a', 'tap:aio:/b', 'tap:', 'phy:', 'hda:cdrom', 'ioemu:hda', 'tcp:h:1,server',
+    'udp:a:1@b:2', 'unix:/s', 'pty', 'none', 'all', 'sb16', '00:16:3e:00:00:01', '10KB/s', '', 'b5d70dd275cdaca517769660b059d8bc',
+  );
+  const { tree } = fc.letrec((tie) => ({
+    tree: fc.oneof({ depthSize: 'small', withCrossShrink: true }, atoms, fc.array(tie('tree'), { maxLength: 6 })),
+  }));
+  const domainArbitrary = fc.tuple(fc.constantFrom('domain', 'vm'), fc.array(tree, { maxLength: 12 })).map(([h, rest]) => [h, ...rest]);
+  fc.assert(fc.property(domainArbitrary, (e) => {
+    try {
+      const d = sxprToDomain(e as never);
+      // Whatever was read can be written back or is refused cleanly.
+      try { sxprToNative(postParse(d, { capabilities: false })); } catch (err) { if (!(err instanceof VirtError)) throw err; }
+    } catch (err) {
+      if (!(err instanceof VirtError)) throw err;
+    }
+  }), { numRuns: 2000 });
+});
+
+test('single devices for hot-plug', () => {
+  assert.equal(formatSexpr(diskToSxpr({ type: 'file', device: 'cdrom', driver: { name: 'file' }, source: { path: '/a b.iso' }, target: { dev: 'hdc' }, readonly: true }, true)),
+    "(vbd (dev hdc:cdrom)(uname 'file:/a b.iso')(mode r))");
+  assert.throws(() => diskToSxpr({ type: 'file', device: 'floppy', source: { path: '/f' }, target: { dev: 'fda' } }, true),
+    (e: unknown) => e instanceof VirtError && e.codeName === 'INVALID_ARG' && /Cannot directly attach floppy \/f/.test(e.message));
+  assert.equal(formatSexpr(interfaceToSxpr({ type: 'bridge', ips: [], mac: '00:16:3e:00:00:02', source: { bridge: 'br1' }, model: 'e1000' }, true)),
+    '(vif (mac 00:16:3e:00:00:02)(bridge br1)(model e1000))');
+  const h = { mode: 'subsystem' as const, type: 'pci' as const, managed: 'no' as const, pci: { domain: 0, bus: 0, slot: 0x1b, function: 0 } };
+  assert.equal(formatSexpr(pciHostdevToSxpr(h, false)), '(pci (dev (domain 0x0000)(bus 0x00)(slot 0x1b)(func 0x0))(state Initialising))');
+  assert.equal(formatSexpr(pciHostdevToSxpr(h, true)), '(pci (dev (domain 0x0000)(bus 0x00)(slot 0x1b)(func 0x0))(state Closing))');
 });

@@ -18,7 +18,9 @@
  *    picked ports dynamically, so the port stays unknown (-1) there;
  *  - a `(device (vfb ..))` that names no display type is skipped instead of refused, so that the
  *    image's own `(vnc 1)` settings describe the display (libvirt's fv-legacy-vfb test);
- *  - interface names XenD generated (`vifN.M`) are not kept, as libvirt 9.0 drops them.
+ *  - interface names XenD generated (`vifN.M`) are not kept, as libvirt 9.0 drops them, and VNC
+ *    passwords are not read, as libvirt's sexpr conversions never showed them; options
+ *    (`live`, `secrets`) keep both for a driver describing running domains.
  * Unlike libvirt, malformed values (non-numeric memory, unknown lifecycle actions, unknown
  * device strings) are errors naming the node instead of silently becoming zero.
  *
@@ -123,6 +125,12 @@ export interface SxprReadOptions {
    * should not leak them. A driver that re-creates domains from XenD's answers turns it on.
    */
   secrets?: boolean;
+  /**
+   * The description is of a running domain and is shown as such: keep the interface names
+   * XenD generated (`vifDOMID.N`), and name unnamed interfaces that way as libvirt's old driver
+   * did. Off by default, as in libvirt 9.0's conversions, which drop those names.
+   */
+  live?: boolean;
 }
 
 const LIFECYCLE: ReadonlySet<string> = new Set(['destroy', 'restart', 'preserve', 'rename-restart']);
@@ -169,6 +177,7 @@ export function sxprToDomain(e: SExpr, opts: SxprReadOptions = {}): Domain {
   const uuidText = atom(root, 'uuid', R);
   let uuid: string;
   if (uuidText === undefined) {
+    // XenD always reports one; a hand-written (vm ...) may leave it out, as a native config may.
     uuid = randomUUID();
   } else {
     const u = parseUuid(uuidText);
@@ -177,6 +186,10 @@ export function sxprToDomain(e: SExpr, opts: SxprReadOptions = {}): Domain {
   }
 
   const image = child(root, 'image');
+  if (image && !child(image, 'hvm') && !child(image, 'linux') && image.length > 1) {
+    const kind = sexprHead(image[1]) ?? String(image[1]);
+    throw sxprError(`unknown image kind '${kind}' (${R}/image): expected (linux ...) or (hvm ...)`);
+  }
   const hvmImage = child(image, 'hvm');
   const hvm = hvmImage !== undefined;
   const osImage = hvm ? hvmImage : child(image, 'linux');
@@ -199,7 +212,6 @@ export function sxprToDomain(e: SExpr, opts: SxprReadOptions = {}): Domain {
   if (!hvm) readBootloader(root, R, dom);
   // Domain-0 has no image of its own to describe.
   if (domid !== 0 && image) readOs(osImage, imagePath, hvm, dom);
-  if (hvm && dom.os.boot.length === 0) dom.os.boot.push('hd');
 
   readMemory(root, R, dom);
   readVcpus(root, R, dom);
@@ -213,9 +225,10 @@ export function sxprToDomain(e: SExpr, opts: SxprReadOptions = {}): Domain {
   if (emulator !== undefined) dom.devices.emulator = emulator;
 
   const devices = children(root, 'device');
+  checkDeviceKinds(devices, R);
   readDisks(devices, R, dom);
   if (hvm) readImageDisks(hvmImage, imagePath, dom);
-  readInterfaces(devices, R, dom);
+  readInterfaces(devices, R, dom, opts.live === true);
   readPciDevices(devices, R, dom);
   readGraphics(devices, R, osImage, imagePath, dom, {
     vncPort: opts.vncPort ?? -1,
@@ -233,6 +246,26 @@ export function sxprToDomain(e: SExpr, opts: SxprReadOptions = {}): Domain {
     dom.devices.consoles.push({ source, target: { type: 'xen', port: 0 } });
   }
   return dom;
+}
+
+/**
+ * XenD's device classes. The ones the domain XML has no place for (consoles XenD lists for PV
+ * guests, vkbd which goes with vfb, vtpm, vscsi, vusb, I/O ports, IRQs) are read past, as
+ * libvirt did; anything else is not a XenD description.
+ */
+const DEVICE_KINDS: ReadonlySet<string> = new Set([
+  'vbd', 'tap', 'tap2', 'vif', 'pci', 'vfb', 'vkbd', 'console', 'vtpm', 'vscsi', 'vusb', 'ioports', 'irq',
+]);
+
+function checkDeviceKinds(devices: List[], R: string): void {
+  devices.forEach((device, i) => {
+    const kinds = device.slice(1);
+    const first = kinds[0];
+    if (kinds.length !== 1 || !Array.isArray(first) || typeof first[0] !== 'string') {
+      throw sxprError(`sexpr ${R}/device[${i}]: expected one (KIND ...) list in a device`);
+    }
+    if (!DEVICE_KINDS.has(first[0])) throw sxprError(`unknown device kind '${first[0]}' (${R}/device[${i}])`);
+  });
 }
 
 function readBootloader(root: List, R: string, dom: Domain): void {
@@ -339,11 +372,24 @@ function readCpus(root: List, R: string, dom: Domain): void {
     if (!cpus.every((c) => typeof c === 'string' && /^\d+$/.test(c))) {
       throw sxprError(`sexpr ${R}/cpus: the list for vcpu ${vcpu} must hold cpu numbers`);
     }
-    if (cpus.length > 0) pins.push({ vcpu, cpuset: (cpus as string[]).map(Number).join(',') });
+    if (cpus.length > 0) pins.push({ vcpu, cpuset: cpuRanges((cpus as string[]).map(Number)) });
   });
   if (pins.length === 0) return;
   if (pins.length === dom.vcpu.count && pins.every((p) => p.cpuset === pins[0]!.cpuset)) dom.vcpu.cpuset = pins[0]!.cpuset;
   else dom.cputune = { vcpupins: pins.filter((p) => p.vcpu < dom.vcpu.count) };
+}
+
+/** CPU numbers as libvirt writes a cpuset: sorted, runs collapsed (`0-3,6`). */
+function cpuRanges(cpus: number[]): string {
+  const sorted = [...new Set(cpus)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : String(sorted[i]));
+    i = j + 1;
+  }
+  return parts.join(',');
 }
 
 function readLifecycle(root: List, key: string, R: string, dflt: LifecycleAction, allowed: ReadonlySet<string>): LifecycleAction {
@@ -446,6 +492,8 @@ function readDiskSource(uname: string, kind: string, path: string, disk: DiskDev
   if (kind === 'tap2' && driver === 'tap') driver = 'tap2';
   disk.driver = { name: driver };
   if (driver === 'tap' || driver === 'tap2') {
+    // Xen 4's blktap2 spelled its images `tap2:tapdisk:aio:/path`.
+    if (rest.startsWith('tapdisk:')) rest = rest.slice(8);
     const c2 = rest.indexOf(':');
     if (c2 < 0) throw sxprError(`cannot parse vbd filename '${uname}', missing driver type (${path}/uname)`);
     const fmt = rest.slice(0, c2) === 'aio' ? 'raw' : rest.slice(0, c2);
@@ -493,22 +541,27 @@ function looksLikeXend302(root: List, img: List | undefined, path: string): bool
   if (atom(img, 'cdrom', path)) return true;
   return children(root, 'device').some((d) =>
     DISK_KINDS.some((k) => {
-      const dev = child(d, k) && child(child(d, k), 'dev')?.[1];
+      const dev = child(child(d, k), 'dev')?.[1];
       return typeof dev === 'string' && dev.startsWith('ioemu:');
     }));
 }
 
 // ---- reading: network interfaces -------------------------------------------------------------
 
-function readInterfaces(devices: List[], R: string, dom: Domain): void {
+function readInterfaces(devices: List[], R: string, dom: Domain, live: boolean): void {
   devices.forEach((device, i) => {
     const vif = child(device, 'vif');
     if (!vif) return;
-    dom.devices.interfaces.push(readInterface(vif, `${R}/device[${i}]/vif`));
+    const nic = readInterface(vif, `${R}/device[${i}]/vif`, live);
+    // A running domain's backend interfaces are vifDOMID.INDEX unless configured otherwise.
+    if (live && nic.target === undefined && dom.id !== undefined && dom.id >= 0) {
+      nic.target = `vif${dom.id}.${dom.devices.interfaces.length}`;
+    }
+    dom.devices.interfaces.push(nic);
   });
 }
 
-function readInterface(vif: List, path: string): InterfaceDevice {
+function readInterface(vif: List, path: string, live: boolean): InterfaceDevice {
   const script = atom(vif, 'script', path);
   const bridge = atom(vif, 'bridge', path);
   const model = atom(vif, 'model', path);
@@ -525,7 +578,7 @@ function readInterface(vif: List, path: string): InterfaceDevice {
 
   const vifname = atom(vif, 'vifname', path);
   // Names XenD generated (vifDOMID.N) identify nothing once the domain stops; libvirt 9.0 drops them.
-  if (vifname !== undefined && vifname !== '' && !vifname.startsWith('vif')) nic.target = vifname;
+  if (vifname !== undefined && vifname !== '' && (live || !vifname.startsWith('vif'))) nic.target = vifname;
 
   const mac = atom(vif, 'mac', path);
   if (mac !== undefined) nic.mac = parseMac(mac, `${path}/mac`);
@@ -813,7 +866,7 @@ export function domainToSxpr(dom: Domain, opts: SxprWriteOptions = {}): SExpr {
     vm.push(['device', diskItem(disk, hvm)]);
   }
   for (const nic of dom.devices.interfaces) vm.push(['device', vifItem(nic, hvm, opts)]);
-  const pci = pciItem(dom);
+  const pci = pciItem(dom.devices.hostdevs);
   if (pci) vm.push(['device', pci]);
   if (!hvm) vm.push(...pvGraphicsItems(dom));
   checkUnsupportedDevices(dom, hvm);
@@ -1102,9 +1155,9 @@ function vifItem(nic: InterfaceDevice, hvm: boolean, opts: SxprWriteOptions): SE
   return item;
 }
 
-function pciItem(dom: Domain): SExpr | undefined {
+function pciItem(hostdevs: HostdevDevice[]): SExpr[] | undefined {
   const devs: SExpr[] = [];
-  for (const h of dom.devices.hostdevs) {
+  for (const h of hostdevs) {
     if (h.type !== 'pci' || !h.pci) throw unsupported(`unsupported hostdev type '${h.type}' for XenD`);
     if (h.managed === 'yes') throw unsupported('managed PCI devices not supported with XenD');
     const p = h.pci;
@@ -1127,6 +1180,25 @@ function checkUnsupportedDevices(dom: Domain, hvm: boolean): void {
     if (d.parallels.length > 0) throw unsupported('XenD does not support parallel ports for PV guests');
     if (d.sounds.length > 0) throw unsupported('XenD does not support sound devices for PV guests');
   }
+}
+
+// ---- single devices, for XenD's device_create / device_configure / device_destroy -------------
+
+/** A disk as XenD's device operations take it: `(vbd ...)`, `(tap ...)` or `(tap2 ...)`. */
+export function diskToSxpr(disk: DiskDevice, hvm: boolean): SExpr {
+  // XenD keeps HVM floppies in the image: they cannot come and go.
+  if (hvm && disk.device === 'floppy') throw new VirtError('INVALID_ARG', `Cannot directly attach floppy ${disk.source?.path ?? disk.target.dev}`);
+  return diskItem(disk, hvm);
+}
+
+/** A network interface as XenD's device operations take it: `(vif ...)`. */
+export function interfaceToSxpr(nic: InterfaceDevice, hvm: boolean, opts: SxprWriteOptions = {}): SExpr {
+  return vifItem(nic, hvm, opts);
+}
+
+/** One PCI device to hot-plug (`Initialising`) or unplug (`Closing`). */
+export function pciHostdevToSxpr(h: HostdevDevice, detach: boolean): SExpr {
+  return [...pciItem([h])!, kv('state', detach ? 'Closing' : 'Initialising')];
 }
 
 /** The `(vm ...)` configuration text for XenD. */

@@ -32,6 +32,7 @@ import {
   type CharSource,
   type CharSourceType,
   type ClockTimer,
+  type DiskDevice,
   type Domain,
   type GraphicsDevice,
   type HostdevDevice,
@@ -1001,4 +1002,52 @@ export function formatConfigCommon(dom: Domain, out: ConfFile, format: XenFormat
   formatPci(dom, out);
   formatCharDevices(dom, out, format);
   formatSound(dom, out);
+}
+
+// ---------------------------------------------------------------------------------------
+// Floppies
+// ---------------------------------------------------------------------------------------
+
+/**
+ * The floppy drives an HVM guest's device model has (xm's `fda`/`fdb` keys, qemu's
+ * `-fda`/`-fdb`). libvirt's xm/xl writers drop floppies; we carry them where the format
+ * has a spelling for them, and refuse where it has none rather than lose the disk.
+ */
+export const FLOPPY_DRIVES = ['fda', 'fdb'] as const;
+export type FloppyDrive = (typeof FLOPPY_DRIVES)[number];
+
+export const isFloppyDrive = (s: string): s is FloppyDrive => (FLOPPY_DRIVES as readonly string[]).includes(s);
+
+/** A floppy read from native config: an image file on the floppy controller. */
+export function floppyDisk(drive: FloppyDrive, path: string, driverName: string): DiskDevice {
+  return { type: 'file', device: 'floppy', driver: { name: driverName }, source: { path }, target: { dev: drive, bus: 'fdc' } };
+}
+
+/**
+ * The floppies of `dom` as drive + image path, in document order, for a format that gives
+ * them to the HVM device model. Throws CONFIG_UNSUPPORTED naming the disk for what no xm/xl
+ * spelling can carry: a floppy on a guest without that device model (PV or PVH), a drive
+ * other than fda/fdb or given twice, an empty, non-path, read-only or transient drive.
+ */
+export function hvmFloppies(dom: Domain, format: XenFormat): Array<{ drive: FloppyDrive; path: string }> {
+  const out: Array<{ drive: FloppyDrive; path: string }> = [];
+  for (const disk of dom.devices.disks) {
+    if (disk.device !== 'floppy') continue;
+    const dev = disk.target.dev;
+    const path = disk.type === 'file' || disk.type === 'block' ? disk.source?.path : undefined;
+    const what = `floppy disk '${dev}'${path !== undefined ? ` (${path})` : ''}`;
+    const refuse = (why: string) => unsupported(`${what}: ${why}`);
+    if (dom.os.type !== 'hvm') {
+      throw refuse(`${format} can only give HVM guests a floppy drive (a ${dom.os.type} guest has no floppy controller)`);
+    }
+    if (!isFloppyDrive(dev)) throw refuse(`${format} supports the floppy drives fda and fdb only`);
+    if (out.some((f) => f.drive === dev)) throw refuse('the drive is given more than once');
+    if (path === undefined || path === '') {
+      throw refuse(`${format} cannot express ${disk.type === 'file' || disk.type === 'block' ? 'an empty floppy drive' : `a '${disk.type}' floppy source`}`);
+    }
+    if (disk.readonly) throw refuse(`${format} cannot express a read-only floppy`);
+    if (disk.transient) throw refuse('transient disks not supported yet');
+    out.push({ drive: dev, path });
+  }
+  return out;
 }

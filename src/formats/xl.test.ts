@@ -224,12 +224,81 @@ describe('xl disks in the domain model', () => {
     throwsVirt(() => formatXlDisk({ type: 'volume', device: 'disk', target: { dev: 'xvda' } }), 'unsupported storage type');
   });
 
-  test('formatting: vhd is written xvhd, shareable is "!", floppies are left out', () => {
+  test('formatting: vhd is written xvhd, shareable is "!", floppies are not disk entries', () => {
     assert.equal(formatXlDisk({ type: 'file', device: 'disk', driver: { name: 'file', type: 'vhd' }, shareable: true, source: { path: '/x' }, target: { dev: 'xvda' } }),
       'format=xvhd,vdev=xvda,access=!,backendtype=qdisk,target=/x');
     const dom = baseDomain();
     dom.devices.disks.push({ type: 'file', device: 'floppy', source: { path: '/f' }, target: { dev: 'fda' } });
     assert.equal(lineOf(xlToNative(dom), 'disk'), undefined);
+  });
+});
+
+describe('floppies (qemu -fda / -fdb in device_model_args)', () => {
+  const floppy = (over: Partial<DiskDevice> = {}): DiskDevice =>
+    ({ type: 'file', device: 'floppy', source: { path: '/f.img' }, target: { dev: 'fda' }, ...over });
+
+  test('HVM floppies go to qemu ahead of the xen:commandline arguments', () => {
+    const dom = baseDomain();
+    dom.devices.disks.push(
+      floppy({ source: { path: '/b.img' }, target: { dev: 'fdb', bus: 'fdc' } }),
+      { type: 'file', device: 'disk', driver: { name: 'qemu', type: 'raw' }, source: { path: '/hd.img' }, target: { dev: 'hda' } },
+      floppy(),
+    );
+    dom.xenCommandline = ['-debugcon', 'file:/tmp/x'];
+    const text = xlToNative(dom);
+    assert.equal(lineOf(text, 'disk'), 'disk = [ "format=raw,vdev=hda,access=rw,backendtype=qdisk,target=/hd.img" ]');
+    assert.equal(lineOf(text, 'device_model_args'),
+      'device_model_args = [ "-fdb", "/b.img", "-fda", "/f.img", "-debugcon", "file:/tmp/x" ]');
+    assert.equal(keysOf(text).at(-1), 'device_model_args');
+    const back = xlFromNative(text);
+    assert.deepEqual(back.devices.disks.slice(1), [
+      { type: 'file', device: 'floppy', driver: { name: 'qemu' }, source: { path: '/b.img' }, target: { dev: 'fdb', bus: 'fdc' } },
+      { type: 'file', device: 'floppy', driver: { name: 'qemu' }, source: { path: '/f.img' }, target: { dev: 'fda', bus: 'fdc' } },
+    ]);
+    assert.deepEqual(back.xenCommandline, ['-debugcon', 'file:/tmp/x']);
+    assert.equal(xlToNative(back), text);
+  });
+
+  test('reading: pairs anywhere in the list, --fda too; only HVM guests, only complete pairs', () => {
+    const d = hvm('device_model_args = [ "-debugcon", "file:/x", "--fda", "/a.img" ]');
+    assert.deepEqual(d.devices.disks.map((k) => [k.device, k.target.dev, k.source?.path]), [['floppy', 'fda', '/a.img']]);
+    assert.deepEqual(d.xenCommandline, ['-debugcon', 'file:/x']);
+    const only = hvm('device_model_args = [ "-fdb", "/b.img" ]');
+    assert.equal(only.xenCommandline, undefined);
+    assert.equal(only.devices.disks[0]!.target.dev, 'fdb');
+    const dangling = hvm('device_model_args = [ "-fda" ]');
+    assert.deepEqual([dangling.devices.disks.length, dangling.xenCommandline], [0, ['-fda']]);
+    const onPv = pv('device_model_args = [ "-fda", "/a.img" ]');
+    assert.deepEqual([onPv.devices.disks.length, onPv.xenCommandline], [0, ['-fda', '/a.img']]);
+    throwsVirt(() => hvm('device_model_args = [ "-fda", "/a.img", "-fda", "/b.img" ]'), 'device_model_args', 'floppy drive fda more than once');
+  });
+
+  test('no floppy and no commandline, no device_model_args', () => {
+    assert.equal(lineOf(xlToNative(baseDomain()), 'device_model_args'), undefined);
+  });
+
+  test('refusals name the disk', () => {
+    const pvDom = baseDomain('xen');
+    pvDom.devices.disks.push(floppy());
+    throwsVirt(() => xlToNative(pvDom), "floppy disk 'fda' (/f.img)", 'xen-xl can only give HVM guests a floppy drive');
+    const pvh = baseDomain('xenpvh');
+    pvh.devices.disks.push(floppy());
+    throwsVirt(() => xlToNative(pvh), "floppy disk 'fda'", 'a xenpvh guest has no floppy controller');
+    const hvmWith = (...disks: DiskDevice[]) => {
+      const dom = baseDomain();
+      dom.devices.disks.push(...disks);
+      return dom;
+    };
+    throwsVirt(() => xlToNative(hvmWith(floppy({ target: { dev: 'fdc' } }))), "floppy disk 'fdc'", 'fda and fdb only');
+    throwsVirt(() => xlToNative(hvmWith(floppy(), floppy())), 'given more than once');
+    throwsVirt(() => xlToNative(hvmWith(floppy({ source: undefined }))), 'cannot express an empty floppy drive');
+    throwsVirt(() => xlToNative(hvmWith(floppy({ readonly: true }))), 'read-only floppy');
+    const clash = hvmWith(floppy());
+    clash.xenCommandline = ['-fda', '/other.img'];
+    throwsVirt(() => xlToNative(clash), "floppy disk 'fda' (/f.img)", "already has '-fda'");
+    for (const dom of [pvDom, clash]) {
+      assert.throws(() => xlToNative(dom), (e: unknown) => e instanceof VirtError && e.codeName === 'CONFIG_UNSUPPORTED');
+    }
   });
 });
 
@@ -470,13 +539,15 @@ describe('bad input never crashes', () => {
   });
 
   test('random configurations parse or throw a VirtError', () => {
-    const str = fc.constantFrom('"x"', '"0"', '"1"', '1', '0', '-1', '[ ]', '[ "a=b" ]', '[ [ "pnode=0" ] ]', '[ 1, "x" ]', '"host,tm=0"', '"hvm"');
+    const str = fc.constantFrom('"x"', '"0"', '"1"', '1', '0', '-1', '[ ]', '[ "a=b" ]', '[ [ "pnode=0" ] ]', '[ 1, "x" ]', '"host,tm=0"', '"hvm"',
+      '[ "-fda", "/f" ]', '[ "-fdb", "/f", "-fdb" ]', '[ "-fda", "/f", "--fda", "/g" ]');
     const key = fc.constantFrom('builder', 'type', 'disk', 'vnuma', 'cpuid', 'spice', 'usbctrl', 'usbdev', 'channel',
       'usbdevice', 'device_model_args', 'boot', 'bios', 'kernel', 'cmdline', 'nestedhvm', 'max_grant_frames', 'vif', 'serial');
     fc.assert(fc.property(fc.uniqueArray(fc.tuple(key, str), { selector: ([k]) => k, maxLength: 6 }), (pairs) => {
       const text = PV_HEAD + pairs.map(([k, v]) => `${k} = ${v}`).join('\n');
       try {
-        xlFromNative(text);
+        // What reads must also write back (or be refused with a VirtError).
+        xlToNative(xlFromNative(text));
       } catch (e) {
         assert.ok(e instanceof VirtError, `${String(e)} for\n${text}`);
       }

@@ -4,7 +4,8 @@
  * The keys xm and xl share (name, memory, vcpus, clock, HVM features, vif, pci, graphics,
  * serial/parallel ...) are handled by xen-common.ts; this module adds what libvirt keeps in
  * xen_xl.c: OS and firmware keys, cpuid, vNUMA, xenbus limits, xl's disk syntax, SPICE,
- * USB (inputs, host devices, controllers), channels and device_model_args.
+ * USB (inputs, host devices, controllers), channels and device_model_args, which also
+ * carries HVM floppies to qemu ("-fda", PATH), as xl.cfg(5) has no floppy key.
  *
  * Reading produces what libvirt 9.0's xenParseXL puts in its definition (defaults and
  * implicit devices come later from postParse()); writing follows xenFormatXL key by key,
@@ -27,11 +28,14 @@ import {
   parseConf,
 } from './conf.js';
 import {
+  type FloppyDrive,
   type XenFormatOptions,
+  floppyDisk,
   formatConfigCommon,
   formatCpuset,
   getBool,
   getULong,
+  hvmFloppies,
   newXenDomain,
   parseConfigCommon,
   parseCpuset,
@@ -858,12 +862,34 @@ function parseChannels(conf: ConfFile, dom: Domain): void {
   }
 }
 
-/** device_model_args = [ "-debugcon", ... ]: extra qemu arguments (libvirt's xen:commandline). */
+/** qemu's floppy options, with the drive each one fills. */
+const FLOPPY_OPTIONS: Readonly<Record<string, FloppyDrive>> = { '-fda': 'fda', '--fda': 'fda', '-fdb': 'fdb', '--fdb': 'fdb' };
+
+/**
+ * device_model_args = [ "-debugcon", ... ]: extra qemu arguments (libvirt's xen:commandline).
+ * xl.cfg(5) has no floppy key, so HVM floppies travel here as "-fda", PATH (see
+ * formatDeviceModelArgs); for HVM guests such a pair becomes a floppy disk again, after the
+ * `disk` list, and everything else stays a qemu argument. A PV guest's qemu has no floppy
+ * controller, so its arguments are all kept as given.
+ */
 function parseDeviceModelArgs(conf: ConfFile, dom: Domain): void {
   const list = confGet(conf, 'device_model_args');
   if (list?.type !== 'list') return;
   const args = list.value.flatMap((v) => (v.type === 'string' ? [v.value] : []));
-  if (args.length) dom.xenCommandline = args;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const drive = dom.os.type === 'hvm' ? lookup(FLOPPY_OPTIONS, args[i]!) : undefined;
+    if (drive === undefined || i + 1 >= args.length) {
+      rest.push(args[i]!);
+      continue;
+    }
+    const path = args[++i]!;
+    if (dom.devices.disks.some((d) => d.device === 'floppy' && d.target.dev === drive)) {
+      throw xlError('CONF_SYNTAX', `device_model_args gives floppy drive ${drive} more than once ('${args[i - 1]}', '${path}')`);
+    }
+    dom.devices.disks.push(floppyDisk(drive, path, 'qemu'));
+  }
+  if (rest.length) dom.xenCommandline = rest;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1030,6 +1056,7 @@ export function formatXlDisk(disk: DiskDevice): string {
   return s;
 }
 
+/** Floppies are not `disk` entries: they go to qemu in device_model_args. */
 function formatDisks(dom: Domain, out: ConfFile): void {
   const disks = dom.devices.disks.filter((d) => d.device !== 'floppy').map((d) => confString(formatXlDisk(d)));
   if (disks.length) confSet(out, 'disk', confList(disks));
@@ -1124,8 +1151,22 @@ function formatChannels(dom: Domain, out: ConfFile): void {
   if (channels.length) confSet(out, 'channel', confList(channels));
 }
 
+/**
+ * device_model_args: the HVM floppies as qemu's "-fda", PATH / "-fdb", PATH (libvirt drops
+ * floppies; xl has no other spelling for them), then the xen:commandline arguments. A
+ * floppy the command line already gives qemu is refused rather than given twice.
+ */
 function formatDeviceModelArgs(dom: Domain, out: ConfFile): void {
-  const args = dom.xenCommandline ?? [];
+  const commandline = dom.xenCommandline ?? [];
+  const args: string[] = [];
+  for (const { drive, path } of hvmFloppies(dom, FORMAT)) {
+    const clash = commandline.find((a) => lookup(FLOPPY_OPTIONS, a) === drive);
+    if (clash !== undefined) {
+      throw xlError('CONFIG_UNSUPPORTED', `floppy disk '${drive}' (${path}): the qemu command line already has '${clash}'`);
+    }
+    args.push(`-${drive}`, path);
+  }
+  args.push(...commandline);
   if (args.length) confSet(out, 'device_model_args', confList(args.map(confString)));
 }
 

@@ -299,7 +299,6 @@ test('to-native: key order and values of the shared keys', () => {
     bandwidth: { outbound: { average: 100 } } });
   d.devices.hostdevs.push({ mode: 'subsystem', type: 'pci', managed: 'no', writeFiltering: 'no', pci: { domain: 0, bus: 0x1b, slot: 0, function: 7 } });
   d.devices.disks.push({ type: 'file', device: 'disk', driver: { name: 'tap', type: 'qcow2' }, source: { path: '/i' }, target: { dev: 'xvda' }, shareable: true });
-  d.devices.disks.push({ type: 'file', device: 'floppy', source: { path: '/f' }, target: { dev: 'fda' } });
   d.os.kernel = '/k';
   d.os.cmdline = 'root=/dev/xvda1';
   assert.equal(xmToNative(d), [
@@ -354,6 +353,75 @@ test('to-native: refusals name the offending thing', () => {
   throwsVirt(() => formatXmDisk({ type: 'dir', device: 'disk', source: { path: '/x' }, target: { dev: 'xvda' } }), 'unsupported disk type dir');
 });
 
+test('HVM floppies: written as fda/fdb after disk, read back as floppy disks on the fdc bus', () => {
+  const d = minimalDomain({ os: { type: 'hvm', loader: { path: '/hvmloader', type: 'rom' }, boot: ['fd', 'hd'] } });
+  d.clock = { offset: 'variable', adjustment: 0, basis: 'utc', timers: [] };
+  d.devices.disks.push(
+    { type: 'file', device: 'floppy', source: { path: '/b.img' }, target: { dev: 'fdb', bus: 'fdc' } },
+    { type: 'file', device: 'disk', source: { path: '/hd.img' }, target: { dev: 'hda' } },
+    { type: 'block', device: 'floppy', source: { path: '/dev/fd0' }, target: { dev: 'fda' } },
+  );
+  const text = xmToNative(d);
+  assert.deepEqual(text.split('\n').slice(-5), [
+    'boot = "ac"', 'disk = [ "file:/hd.img,hda,w" ]', 'fdb = "/b.img"', 'fda = "/dev/fd0"', '',
+  ]);
+  const back = xmFromNative(text);
+  assert.deepEqual(back.devices.disks.slice(1), [
+    { type: 'file', device: 'floppy', driver: { name: 'file' }, source: { path: '/dev/fd0' }, target: { dev: 'fda', bus: 'fdc' } },
+    { type: 'file', device: 'floppy', driver: { name: 'file' }, source: { path: '/b.img' }, target: { dev: 'fdb', bus: 'fdc' } },
+  ]);
+  assert.equal(xmToNative(back).includes('fda = "/dev/fd0"'), true);
+  // No floppy, no keys; an empty fda is no drive, and PV guests have no floppy controller.
+  assert.equal(/^fd[ab] /m.test(xmToNative(minimalDomain())), false);
+  assert.equal(xmFromNative(`${HVM_BASE}fda = ""\n`).devices.disks.length, 0);
+  assert.equal(xmFromNative(`${PV_BASE}fda = "/f.img"\n`).devices.disks.length, 0);
+  throwsVirt(() => xmFromNative(`${HVM_BASE}fdb = 1\n`), "'fdb'", 'CONF_SYNTAX');
+});
+
+test('floppies xm cannot express are refused, naming the disk', () => {
+  const floppy = (over: Partial<Domain['devices']['disks'][number]> = {}) =>
+    ({ type: 'file' as const, device: 'floppy' as const, source: { path: '/f.img' }, target: { dev: 'fda' }, ...over });
+  const pv = minimalDomain();
+  pv.devices.disks.push(floppy());
+  throwsVirt(() => xmToNative(pv), "floppy disk 'fda' (/f.img): xen-xm can only give HVM guests a floppy drive", 'CONFIG_UNSUPPORTED');
+  const hvmWith = (...disks: Array<Domain['devices']['disks'][number]>) => {
+    const d = minimalDomain({ os: { type: 'hvm', loader: { path: '/hvmloader' }, boot: ['hd'] } });
+    d.clock = { offset: 'variable', adjustment: 0, basis: 'utc', timers: [] };
+    d.devices.disks.push(...disks);
+    return d;
+  };
+  throwsVirt(() => xmToNative(hvmWith(floppy({ target: { dev: 'fdc' } }))), "floppy disk 'fdc' (/f.img): xen-xm supports the floppy drives fda and fdb only", 'CONFIG_UNSUPPORTED');
+  throwsVirt(() => xmToNative(hvmWith(floppy(), floppy())), "floppy disk 'fda' (/f.img): the drive is given more than once");
+  throwsVirt(() => xmToNative(hvmWith(floppy({ source: undefined }))), "floppy disk 'fda': xen-xm cannot express an empty floppy drive");
+  throwsVirt(() => xmToNative(hvmWith(floppy({ type: 'network', source: { protocol: 'nbd', name: 'x' } }))), "a 'network' floppy source");
+  throwsVirt(() => xmToNative(hvmWith(floppy({ readonly: true }))), 'cannot express a read-only floppy');
+  throwsVirt(() => xmToNative(hvmWith(floppy({ transient: true }))), 'transient disks not supported yet');
+});
+
+test("HVM direct kernel boot: xend's loader key names the firmware, kernel the kernel", () => {
+  const d = minimalDomain({
+    os: { type: 'hvm', loader: { path: '/hvmloader', type: 'rom' }, kernel: '/vmlinuz', initrd: '/initrd', cmdline: 'ks=x', boot: ['cdrom'] },
+  });
+  d.clock = { offset: 'variable', adjustment: 0, basis: 'utc', timers: [] };
+  const text = xmToNative(d);
+  assert.deepEqual(text.split('\n').slice(-7), [
+    'builder = "hvm"', 'loader = "/hvmloader"', 'kernel = "/vmlinuz"', 'ramdisk = "/initrd"', 'extra = "ks=x"', 'boot = "d"', '',
+  ]);
+  const back = xmFromNative(text);
+  assert.deepEqual(back.os, { type: 'hvm', loader: { path: '/hvmloader' }, kernel: '/vmlinuz', initrd: '/initrd', cmdline: 'ks=x', boot: ['cdrom'] });
+  assert.equal(xmToNative(back), text);
+  // root + extra combine as for PV guests; a loader without a kernel is plain firmware boot.
+  assert.equal(xmFromNative(`${HVM_BASE}loader = "/fw"\nroot = "/dev/hda1"\nextra = "ro"\n`).os.cmdline, 'root=/dev/hda1 ro');
+  const fw = xmFromNative(`${PV_BASE}builder = "hvm"\nloader = "/fw"\n`);
+  assert.deepEqual([fw.os.loader, fw.os.kernel], [{ path: '/fw' }, undefined]);
+  // Without loader, kernel is the firmware, as libvirt reads it.
+  const plain = xmFromNative(`${HVM_BASE}ramdisk = "/ignored"\n`);
+  assert.deepEqual([plain.os.loader, plain.os.kernel, plain.os.initrd], [{ path: '/usr/lib/xen/boot/hvmloader' }, undefined, undefined]);
+  // A domain built without a loader gets the capabilities' hvmloader next to its kernel.
+  delete d.os.loader;
+  assert.match(xmToNative(d), /^loader = "\/usr\/lib\/xen\/boot\/hvmloader"$/m);
+});
+
 test('formatConfigCommon replaces keys already present in place', () => {
   const out = parseConf('memory = 1\nfoo = "bar"\n');
   formatConfigCommon(minimalDomain(), out, 'xen-xm');
@@ -385,7 +453,7 @@ test('fuzz: any conf value for any key converts or fails with a VirtError', () =
   const keys = ['name', 'uuid', 'memory', 'maxmem', 'vcpus', 'maxvcpus', 'cpus', 'builder', 'type', 'kernel', 'boot',
     'pae', 'acpi', 'hap', 'viridian', 'hpet', 'localtime', 'rtc_timeoffset', 'on_crash', 'vif', 'pci', 'disk',
     'vfb', 'vnc', 'vncunused', 'vncdisplay', 'sdl', 'serial', 'parallel', 'soundhw', 'usbdevice', 'tsc_mode',
-    'passthrough', 'e820_host', 'root', 'extra', 'device_model_override'];
+    'passthrough', 'e820_host', 'root', 'extra', 'device_model_override', 'fda', 'fdb', 'loader', 'ramdisk'];
   const chars = fc.constantFrom(...'abc019:,.@/=^- !x'.split(''));
   const str = fc.stringOf(chars, { maxLength: 24 }).map((s) => JSON.stringify(s).replace(/\\/g, ''));
   const scalar = fc.oneof(str, fc.integer({ min: -5, max: 70000 }).map(String));

@@ -1,12 +1,23 @@
 /**
  * The xen-xm format: the /etc/xen/* domain files of Xen's old `xm` toolstack, converted the
  * way libvirt 9.0's xen_xm.c does. The keys xm shares with xl live in xen-common.ts; this
- * module adds the xm-only parts: the OS keys (builder/kernel/boot for HVM guests,
- * bootloader/kernel/ramdisk/extra/root for PV guests), the `disk` list in xm's
- * "SOURCE,TARGET[:cdrom],MODE" syntax and the HVM `usbdevice`.
+ * module adds the xm-only parts: the OS keys (builder/kernel/boot for HVM guests, plus
+ * xend's loader/kernel/ramdisk/extra for HVM direct kernel boot; bootloader/kernel/ramdisk/
+ * extra/root for PV guests), the `disk` list in xm's "SOURCE,TARGET[:cdrom],MODE" syntax,
+ * the HVM floppies `fda`/`fdb` and the HVM `usbdevice`.
  */
 import { type ConfFile, type ConfValue, confList, confNumber, confSet, confString, formatConf, parseConf } from './conf.js';
-import { type XenFormatOptions, formatConfigCommon, getString, newXenDomain, parseConfigCommon } from './xen-common.js';
+import {
+  type XenFormatOptions,
+  FLOPPY_DRIVES,
+  floppyDisk,
+  formatConfigCommon,
+  getString,
+  hvmFloppies,
+  newXenDomain,
+  parseConfigCommon,
+} from './xen-common.js';
+import { XEN_CAPS } from '../domain/defaults.js';
 import { VirtError, ErrorDomain, internal, unsupported } from '../errors.js';
 import type { DiskDevice, Domain, DomainOs, InputDevice } from '../domain/types.js';
 
@@ -20,9 +31,17 @@ const MAX_BOOT_DEVICES = 4;
 
 function parseOs(conf: ConfFile, dom: Domain): void {
   if (dom.os.type === 'hvm') {
-    const loader = getString(conf, 'kernel');
-    if (loader === undefined) throw internal('config value kernel was missing');
-    dom.os.loader = { path: loader };
+    // xend: with a `loader` key the firmware is named there and `kernel` is a kernel to boot
+    // directly; without one `kernel` names the firmware (the only form libvirt reads).
+    const loader = getString(conf, 'loader');
+    if (loader !== undefined) {
+      dom.os.loader = { path: loader };
+      parseKernelKeys(conf, dom);
+    } else {
+      const kernel = getString(conf, 'kernel');
+      if (kernel === undefined) throw internal('config value kernel was missing');
+      dom.os.loader = { path: kernel };
+    }
     const boot = getString(conf, 'boot') ?? 'c';
     // Any letter xm does not know boots from the hard disk, as in xend.
     dom.os.boot = [...boot].slice(0, MAX_BOOT_DEVICES).map((c) => BOOT_DEVICES[c] ?? 'hd');
@@ -32,6 +51,11 @@ function parseOs(conf: ConfFile, dom: Domain): void {
   if (bootloader !== undefined) dom.bootloader = bootloader;
   const bootargs = getString(conf, 'bootargs');
   if (bootargs !== undefined) dom.bootloaderArgs = bootargs;
+  parseKernelKeys(conf, dom);
+}
+
+/** kernel, ramdisk, and the command line from root + extra. */
+function parseKernelKeys(conf: ConfFile, dom: Domain): void {
   const kernel = getString(conf, 'kernel');
   if (kernel !== undefined) dom.os.kernel = kernel;
   const ramdisk = getString(conf, 'ramdisk');
@@ -123,6 +147,19 @@ function parseDisks(conf: ConfFile, dom: Domain): void {
   }
 }
 
+/**
+ * HVM `fda` / `fdb`: image files xend hands to the device model's floppy drives (an empty
+ * string is no drive). They follow the `disk` list. PV guests have no floppy controller,
+ * and xend ignored the keys for them, as we do.
+ */
+function parseFloppies(conf: ConfFile, dom: Domain): void {
+  if (dom.os.type !== 'hvm') return;
+  for (const drive of FLOPPY_DRIVES) {
+    const path = getString(conf, drive);
+    if (path) dom.devices.disks.push(floppyDisk(drive, path, 'file'));
+  }
+}
+
 function typeError(conf: ConfFile, key: string, what: string): VirtError {
   return new VirtError('CONF_SYNTAX', `${conf.fileName ?? '<config>'}: expected ${what} for '${key}' parameter`, ErrorDomain.CONF);
 }
@@ -145,6 +182,7 @@ export function xmToDomain(conf: ConfFile): Domain {
   parseConfigCommon(conf, dom, 'xen-xm');
   parseOs(conf, dom);
   parseDisks(conf, dom);
+  parseFloppies(conf, dom);
   parseInputs(conf, dom);
   return dom;
 }
@@ -164,7 +202,16 @@ function formatOs(dom: Domain, out: ConfFile): void {
   const set = (key: string, v: string | undefined) => { if (v !== undefined) confSet(out, key, confString(v)); };
   if (dom.os.type === 'hvm') {
     set('builder', 'hvm');
-    set('kernel', dom.os.loader?.path);
+    if (dom.os.kernel !== undefined) {
+      // A directly booted kernel needs xend's `loader` key for the firmware (see parseOs).
+      // libvirt drops the kernel here; without a direct kernel our output is libvirt's.
+      set('loader', dom.os.loader?.path ?? XEN_CAPS.hvmLoader);
+      set('kernel', dom.os.kernel);
+      set('ramdisk', dom.os.initrd);
+      set('extra', dom.os.cmdline);
+    } else {
+      set('kernel', dom.os.loader?.path);
+    }
     const boot = dom.os.boot.slice(0, MAX_BOOT_DEVICES).map((b) => BOOT_LETTERS[b]).join('');
     set('boot', boot || 'c');
     return;
@@ -205,11 +252,12 @@ export function formatXmDisk(disk: DiskDevice): string {
 }
 
 function formatDisks(dom: Domain, out: ConfFile): void {
-  // xm has no floppy syntax.
+  // Floppies are not `disk` entries but HVM keys of their own (see parseFloppies).
   const disks: ConfValue[] = dom.devices.disks
     .filter((d) => d.device !== 'floppy')
     .map((d) => confString(formatXmDisk(d)));
   if (disks.length) confSet(out, 'disk', confList(disks));
+  for (const { drive, path } of hvmFloppies(dom, 'xen-xm')) confSet(out, drive, confString(path));
 }
 
 function formatInputs(dom: Domain, out: ConfFile): void {
@@ -228,6 +276,9 @@ function formatInputs(dom: Domain, out: ConfFile): void {
 /**
  * The xm config libvirt's xenFormatXM writes for a domain: the shared keys in
  * formatConfigCommon()'s order, then the OS keys, `disk` and the USB input keys.
+ * Beyond libvirt (whose output this equals otherwise): an HVM direct kernel is written with
+ * xend's `loader` key, and HVM floppies as `fda`/`fdb` after `disk`; a floppy on a PV guest
+ * is refused (CONFIG_UNSUPPORTED) instead of silently dropped.
  */
 export function domainToXm(dom: Domain, opts: XenFormatOptions = {}): ConfFile {
   const out: ConfFile = { entries: [] };

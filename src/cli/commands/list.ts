@@ -63,11 +63,13 @@ export const list: Command = {
   async run(args, io) {
     exclusive(args, 'table', 'name');
     exclusive(args, 'table', 'id');
+    exclusive(args, 'table', 'uuid');
     const optUuid = flag(args, 'uuid');
     const optName = flag(args, 'name');
     const optId = flag(args, 'id');
-    const optTitle = flag(args, 'title');
-    const optTable = flag(args, 'table') || (!optUuid && !optName && !optId);
+    // --uuid, --name and --id print bare lists; the table (and its Title column) is the rest.
+    const optTable = !optUuid && !optName && !optId;
+    const optTitle = optTable && flag(args, 'title');
 
     const conn = await connect(io);
     const doms = sortDomains(await conn.listAllDomains(listFlags(args)).catch((e: Error) => {
@@ -113,7 +115,6 @@ export const list: Command = {
 
     const headers = ['Id', 'Name', 'State'];
     if (optTitle) headers.push('Title');
-    if (optUuid) headers.push('UUID');
     const rows: string[][] = [];
     for (const d of doms) {
       // A domain that vanished since the listing is skipped, as virsh does.
@@ -122,7 +123,6 @@ export const list: Command = {
       const managed = flag(args, 'managed-save') && st.state === DomainState.SHUTOFF && await conn.hasManagedSaveImage(d).catch(() => false);
       const row = [d.id >= 0 ? String(d.id) : '-', d.name, managed ? 'saved' : stateName(st.state)];
       if (optTitle) row.push(await domainTitle(conn, d));
-      if (optUuid) row.push(d.uuid);
       rows.push(row);
     }
     io.stdout.write(formatTable(headers, rows, !io.quiet));

@@ -19,11 +19,12 @@ const sessions = new WeakMap<CommandIo, Promise<Connection>>();
 
 export async function connect(io: CommandIo): Promise<Connection> {
   let pending = sessions.get(io);
-  if (!pending) {
-    pending = openConnection(io.uri);
-    sessions.set(io, pending);
-    // A failed open is not cached: the next command may try again (the shell stays usable).
-    pending.catch(() => sessions.delete(io));
+  if (pending === undefined) {
+    const opening: Promise<Connection> = openConnection(io.uri);
+    // A failed open is not kept: the next command may try again (the shell stays usable).
+    opening.catch(() => sessions.delete(io));
+    sessions.set(io, opening);
+    pending = opening;
   }
   try {
     return await pending;
@@ -71,11 +72,11 @@ export async function withContext<T>(io: CommandIo, context: string, call: () =>
 /**
  * vshTable: every cell is preceded by one space, columns are padded to their widest cell plus
  * two spaces (not after the last one), and the rule under the header is (width + 3) dashes per
- * column. `-q` drops the header and the rule.
+ * column. `-q` drops the header and the rule, and then the header no longer widens columns.
  */
 export function formatTable(headers: string[], rows: string[][], withHeader = true): string {
-  const all = [headers, ...rows];
-  const widths = headers.map((_, c) => Math.max(...all.map((r) => displayWidth(r[c] ?? ''))));
+  const all = withHeader ? [headers, ...rows] : rows;
+  const widths = headers.map((_, c) => Math.max(0, ...all.map((r) => displayWidth(r[c] ?? ''))));
   const line = (cells: string[]) =>
     cells.map((cell, c) => ' ' + cell + (c < cells.length - 1 ? ' '.repeat(widths[c]! - displayWidth(cell) + 2) : '')).join('') + '\n';
   let out = '';
@@ -248,21 +249,25 @@ export const eventDetailName = (event: number, detail: number): string => EVENT_
 // Progress of long jobs (virshPrintJobProgress)
 
 /**
- * Save, restore and dump report progress on stderr as `\rLABEL: [ 42.00 %]` when stdout is a
- * terminal or --verbose is given, and virsh's final `[100.00 %]` on success. The Connection
- * has no job-info call, so what we can honestly show is the start and the completion.
+ * Save, restore and dump report progress on stderr as virsh 9.0 does, `\rLABEL: [ 42 %]`,
+ * when stdout is a terminal or --verbose is given, ending with `[100 %]` on success. Like
+ * virsh, which polls the job every 500 ms, a job that ends sooner shows only the final line.
+ * The Connection has no job-info call, so a longer job shows `[  0 %]` until it completes.
  */
 export async function withProgress<T>(io: CommandIo, label: string, show: boolean, call: () => Promise<T>): Promise<T> {
-  const line = (pct: number) => io.stderr.write(`\r${label}: [${pct.toFixed(2).padStart(5)} %]`);
   if (!show) return call();
-  line(0);
-  let result: T;
+  const line = (pct: number) => io.stderr.write(`\r${label}: [${String(pct).padStart(3)} %]`);
+  let drawn = false;
+  const timer = setTimeout(() => { drawn = true; line(0); }, 500);
   try {
-    result = await call();
+    const result = await call();
+    line(100);
+    return result;
   } catch (e) {
-    io.stderr.write('\n');
+    // Leave the error on a line of its own.
+    if (drawn) io.stderr.write('\n');
     throw e;
+  } finally {
+    clearTimeout(timer);
   }
-  line(100);
-  return result;
 }
