@@ -61,9 +61,11 @@ class Out {
     this.depth++;
     body();
     this.depth--;
-    // Still waiting (the body wrote nothing): nested blocks have removed theirs, so ours is last.
+    // Still waiting (the body wrote nothing): nested blocks have removed theirs, so ours is
+    // last; the enclosing blocks' start tags, if still waiting, go before the self-closed tag.
     if (this.waiting.length > mark) {
       this.waiting.pop();
+      if (this.waiting.length > 0) this.flushWaiting();
       this.out += open + '/>\n';
     } else {
       this.out += `${padFor(this.depth)}</${name}>\n`;

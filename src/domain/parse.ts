@@ -42,7 +42,7 @@ class Node {
   number(v: string, what: string, { min = -Infinity, max = Infinity }: { min?: number; max?: number } = {}): number {
     const t = v.trim();
     let n: number;
-    if (/^[+-]?\d+$/.test(t)) n = parseInt(t, 10);
+    if (isDecimal(t)) n = parseInt(t, 10);
     else if (/^0x[0-9a-f]+$/i.test(t)) n = parseInt(t, 16);
     else this.fail(`${what}: '${v}' is not an integer`);
     if (!Number.isSafeInteger(n) || n < min || n > max) this.fail(`${what}: ${v} is out of range`);
@@ -57,10 +57,45 @@ class Node {
     return out;
   }
   child(name: string): Node | undefined {
-    const c = this.el.children.find((x) => x.name === name);
+    const c = this.firstChild(name);
     return c && new Node(c, this.file);
   }
-  childText(name: string): string | undefined { return this.child(name)?.text; }
+  childText(name: string): string | undefined { return this.firstChild(name)?.text; }
+  private firstChild(name: string): XmlElement | undefined {
+    for (const c of this.el.children) if (c.name === name) return c;
+    return undefined;
+  }
+}
+
+/** /^[+-]?\d+$/ without a regex: number() runs for nearly every attribute of a domain. */
+function isDecimal(t: string): boolean {
+  let i = t.charCodeAt(0) === 43 || t.charCodeAt(0) === 45 ? 1 : 0;
+  if (i >= t.length) return false;
+  for (; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+const isLowerHex = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102);
+
+/**
+ * Whether s is already canonical: `length` characters, `sepCode` exactly at the positions in
+ * `seps` and lower-case hex digits everywhere else. It is what UUIDs and MACs nearly always
+ * look like, and such a value is its own normal form, so no string needs building.
+ */
+function isCanonical(s: string, length: number, sepCode: number, seps: readonly number[]): boolean {
+  if (s.length !== length) return false;
+  let next = 0;
+  for (let i = 0; i < length; i++) {
+    const c = s.charCodeAt(i);
+    if (i === seps[next]) {
+      if (c !== sepCode) return false;
+      next++;
+    } else if (!isLowerHex(c)) return false;
+  }
+  return true;
 }
 
 const UNITS: Record<string, number> = {
@@ -87,8 +122,12 @@ function memoryOf(n: Node): number {
   return scaledKiB(n, n.text, n.attr('unit'), `<${n.el.name}>`);
 }
 
+const UUID_DASHES = [8, 13, 18, 23] as const;
+
 export function parseUuid(s: string): string | undefined {
-  const hex = s.trim().replace(/-/g, '').toLowerCase();
+  const t = s.trim();
+  if (isCanonical(t, 36, 45, UUID_DASHES)) return t;
+  const hex = t.replace(/-/g, '').toLowerCase();
   if (!/^[0-9a-f]{32}$/.test(hex)) return undefined;
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
@@ -572,8 +611,12 @@ function parseController(n: Node): ControllerDevice {
   return c;
 }
 
+const MAC_COLONS = [2, 5, 8, 11, 14] as const;
+
 function parseMac(n: Node, s: string): string {
-  const m = s.trim().toLowerCase();
+  const t = s.trim();
+  if (isCanonical(t, 17, 58, MAC_COLONS)) return t;
+  const m = t.toLowerCase();
   if (!/^[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}$/.test(m)) n.fail(`invalid MAC address '${s}'`);
   return m.split(':').map((p) => p.padStart(2, '0')).join(':');
 }

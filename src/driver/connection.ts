@@ -84,6 +84,26 @@ export interface LifecycleEvent {
 
 export interface DomainStateInfo { state: DomainStateCode; reason: number }
 
+/** virDomainJobInfo, the part xenvirt reports (times in ms, data in bytes). */
+export interface JobInfo {
+  /** virDomainJobType: 0 none, 1 bounded, 2 unbounded, 3 completed, 4 failed, 5 cancelled */
+  type: number;
+  timeElapsed: number;
+  timeRemaining: number;
+  dataTotal: number;
+  dataProcessed: number;
+  dataRemaining: number;
+}
+
+/** Progress of a long operation run through this connection (save, restore, dump, managed save). */
+export interface JobProgressEvent {
+  operation: 'save' | 'restore' | 'dump' | 'managedsave';
+  domain: { name: string; uuid: string };
+  /** bytes */
+  processed: number;
+  total: number;
+}
+
 export interface Connection {
   /** The canonical URI of this connection (virConnectGetURI). */
   getUri(): Promise<string>;
@@ -143,6 +163,11 @@ export interface Connection {
 
   /** Lifecycle events; returns a function that unsubscribes. `dom` narrows to one domain. */
   onLifecycle(listener: (e: LifecycleEvent) => void, dom?: DomainRef): Promise<() => Promise<void>>;
+
+  /** Optional: the domain's current long job (virDomainGetJobInfo); type 0 when there is none. */
+  getJobInfo?(dom: DomainRef): Promise<JobInfo>;
+  /** Optional: progress reports of save / restore / dump calls made through this connection. */
+  onJobProgress?(listener: (p: JobProgressEvent) => void): () => void;
 
   close(): Promise<void>;
 }

@@ -1,10 +1,146 @@
 /**
- * openConnection(uri): the one entry point from a URI to a Connection.
- * (Being implemented: this stub fixes the signature for the CLI.)
+ * openConnection(uri): from a libvirt URI to a Connection.
+ *
+ * - test:///default      a simulated Xen host private to this process, with Domain-0 and four
+ *                        guests shaped like the seed's examples (one autostarted). It lives as
+ *                        long as a connection to it is open, like libvirt's test driver.
+ * - test:///ABS/DIR      a persistent simulated host: all of its state (definitions, running
+ *                        guests, the host's memory and domain ids) lives in DIR, so it
+ *                        survives across processes; several processes may use it at once.
+ * - xen:///system, xen:/// the real driver on a Xen control domain (dom0).
+ * - anything remote (a +transport or a host) goes through src/rpc/client.ts's openRemote.
+ *
+ * With no URI, $XENVIRT_DEFAULT_URI, then $LIBVIRT_DEFAULT_URI, then xen:///system apply.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Connection } from './connection.js';
-import { VirtError } from '../errors.js';
+import { DirStore, MemoryStore, type KvStore } from './store.js';
+import { XenDriver, type DriverOptions } from './driver.js';
+import { LocalConnection } from './local.js';
+import { SimHost } from '../hypervisor/sim/host.js';
+import { DEFAULT_GUESTS } from '../hypervisor/sim/fixtures.js';
+import { parseUri, resolveDefaultUri, type ParsedUri } from '../uri/parse.js';
+import { internalError, invalidArg, noConnect } from './errors.js';
 
+export const FALLBACK_URI = 'xen:///system';
+const STORE_PREFIXES = ['config', 'autostart', 'run', 'sim', 'driver'];
+
+interface Shared { driver: Promise<XenDriver>; refs: number }
+/** One driver per host per process, shared by its connections. */
+const shared = new Map<string, Shared>();
+
+async function acquire(key: string, make: () => Promise<XenDriver>, uri: string): Promise<Connection> {
+  let entry = shared.get(key);
+  if (!entry) {
+    entry = { driver: make(), refs: 0 };
+    shared.set(key, entry);
+    entry.driver.catch(() => { if (shared.get(key) === entry) shared.delete(key); });
+  }
+  entry.refs++;
+  let driver: XenDriver;
+  try {
+    driver = await entry.driver;
+  } catch (e) {
+    entry.refs--;
+    throw e;
+  }
+  const e = entry;
+  return new LocalConnection(driver, uri, async () => {
+    e.refs--;
+    if (e.refs === 0) {
+      if (shared.get(key) === e) shared.delete(key);
+      await driver.close();
+    }
+  });
+}
+
+async function simDriver(uri: string, store: KvStore, preload: boolean): Promise<XenDriver> {
+  try {
+    const backend = await SimHost.open(store);
+    const opts: DriverOptions = { uri, store, backend };
+    if (preload) opts.preload = DEFAULT_GUESTS.map((g) => ({ xml: g.xml, autostart: g.autostart ?? false }));
+    return await XenDriver.start(opts);
+  } catch (e) {
+    await store.close().catch(() => {});
+    throw e;
+  }
+}
+
+function openTest(p: ParsedUri): Promise<Connection> {
+  if (p.path === '' || p.path === '/') throw invalidArg('testOpen: supply a path or use test:///default');
+  if (p.path === '/default') {
+    return acquire('test:default', () => simDriver('test:///default', new MemoryStore(), true), 'test:///default');
+  }
+  if (!path.isAbsolute(p.path)) throw invalidArg(`test driver path '${p.path}' must be absolute`);
+  const dir = path.resolve(p.path);
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) {
+    throw invalidArg(`test driver state '${dir}' is not a directory (test:///DIR keeps a simulated host in a directory)`);
+  }
+  const canonical = `test://${p.path}`;
+  return acquire(`test:${dir}`, async () => {
+    const store = await DirStore.open(dir, { prefixes: STORE_PREFIXES });
+    return simDriver(canonical, store, false);
+  }, canonical);
+}
+
+/** libxlDriverShouldLoad: a Xen control domain says `control_d` in /proc/xen/capabilities. */
+export function isXenControlDomain(capsFile = '/proc/xen/capabilities'): boolean {
+  try {
+    return fs.readFileSync(capsFile, 'utf8').startsWith('control_d');
+  } catch {
+    return false;
+  }
+}
+
+function openXen(p: ParsedUri): Promise<Connection> {
+  if (p.path !== '' && p.path !== '/' && p.path !== '/system') {
+    throw internalError(`unexpected Xen URI path '${p.path}', try xen:///system`);
+  }
+  if (!isXenControlDomain()) {
+    throw internalError(
+      'libxenlight state driver is not active: this machine is not a Xen host ' +
+      "(/proc/xen/capabilities does not report a control domain 'control_d'). " +
+      "Use 'test:///default' for a simulated Xen host, or a remote URI such as 'xen+ssh://root@HOST/system'",
+    );
+  }
+  throw internalError('the xl backend for a real Xen host is not implemented yet: use test:///default or a remote URI for now');
+}
+
+async function openRemote(p: ParsedUri): Promise<Connection> {
+  let mod: { openRemote?: (uri: string, parsed: ParsedUri) => Promise<Connection> } | undefined;
+  try {
+    const spec = new URL('../rpc/client.js', import.meta.url).href;
+    mod = (await import(spec)) as typeof mod;
+  } catch {
+    mod = undefined;
+  }
+  if (typeof mod?.openRemote !== 'function') {
+    throw noConnect(p.uri, `remote transport not available yet (the ${p.effectiveTransport ?? 'remote'} client is not implemented in this build)`);
+  }
+  return mod.openRemote(p.uri, p);
+}
+
+/** Open a connection to the URI (or the default one). */
 export async function openConnection(uri?: string): Promise<Connection> {
-  throw new VirtError('NO_CONNECT', `no connection driver available for ${uri ?? ''} (driver being implemented)`);
+  const resolved = resolveDefaultUri(uri).uri ?? FALLBACK_URI;
+  const p = parseUri(resolved);
+  if (p.remote) return openRemote(p);
+  switch (p.driver) {
+    case 'test': return openTest(p);
+    case 'xen':
+    case 'libxl': return openXen(p);
+    default: throw noConnect(resolved);
+  }
+}
+
+/** The simulated host behind a connection (test:// URIs), for tests: crash triggers, host reboot. */
+export function simulatorOf(conn: Connection): SimHost | undefined {
+  if (conn instanceof LocalConnection && conn.driver.backend instanceof SimHost) return conn.driver.backend;
+  return undefined;
+}
+
+/** The driver behind an in-process connection (tests and the daemon). */
+export function driverOf(conn: Connection): XenDriver | undefined {
+  return conn instanceof LocalConnection ? conn.driver : undefined;
 }

@@ -37,6 +37,10 @@ export interface Tx {
   del(key: string): void;
   /** Queue an event: delivered to other processes' onEvent listeners after commit. */
   event(e: StoreEvent): void;
+  /** Run fn once the transaction has committed (not if it rolls back). */
+  afterCommit(fn: () => void): void;
+  /** Run fn after the transaction's changes were rolled back (the store shows the old values). */
+  onRollback(fn: () => void): void;
 }
 
 export interface KvStore {
@@ -131,6 +135,7 @@ abstract class BaseStore implements KvStore {
         this.end();
       }
       release();
+      tx.runAfterCommit();
       await durable;
       return result;
     } finally {
@@ -175,7 +180,16 @@ class TxImpl implements Tx {
   private readonly undo = new Map<string, string | undefined>();
   private readonly puts = new Map<string, string | null>();
   private readonly events: StoreEvent[] = [];
+  private readonly after: Array<() => void> = [];
+  private readonly undoHooks: Array<() => void> = [];
   constructor(private readonly cache: Map<string, string>) {}
+  afterCommit(fn: () => void): void { this.after.push(fn); }
+  onRollback(fn: () => void): void { this.undoHooks.push(fn); }
+  runAfterCommit(): void {
+    for (const fn of this.after) {
+      try { fn(); } catch { /* a listener's failure is not the transaction's */ }
+    }
+  }
   get(key: string): string | undefined { return this.cache.get(key); }
   put(key: string, value: string): void {
     if (!this.undo.has(key)) this.undo.set(key, this.cache.get(key));
@@ -192,6 +206,9 @@ class TxImpl implements Tx {
     for (const [k, v] of this.undo) {
       if (v === undefined) this.cache.delete(k);
       else this.cache.set(k, v);
+    }
+    for (const fn of this.undoHooks) {
+      try { fn(); } catch { /* keep rolling back */ }
     }
   }
   batch(): Batch { return { puts: [...this.puts], events: this.events }; }

@@ -150,6 +150,11 @@ export interface HypervisorBackend {
   attachInterface(domid: number, nic: InterfaceDevice): Promise<void>;
   detachInterface(domid: number, nic: InterfaceDevice): Promise<void>;
 
+  /**
+   * The driver has subscribed and loaded its state: from now on the backend may deliver
+   * events, starting with whatever fell due while no driver was around.
+   */
+  ready(): Promise<void>;
   /** Subscribe to domain events; the driver awaits its listener before the next event. */
   onEvent(listener: (e: BackendEvent) => void | Promise<void>): () => void;
   close(): Promise<void>;

@@ -125,37 +125,46 @@ export class FrameReader {
 
   push(chunk: Buffer): Packet[] {
     if (this.failed) throw this.failed;
-    const out: Packet[] = [];
+    if (chunk.length === 0) return [];
     let buf: Buffer;
     if (this.buffered === 0) {
       buf = chunk;
     } else {
+      // Collect the pieces of a large packet and join them once, when it is complete.
       this.chunks.push(chunk);
-      buf = Buffer.concat(this.chunks, this.buffered + chunk.length);
+      this.buffered += chunk.length;
+      if (this.buffered < LEN_SIZE) return [];
+      const head = this.chunks[0]!.length >= LEN_SIZE ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+      const len = this.checkLength(head.readUInt32BE(0));
+      if (this.buffered < len) return [];
+      buf = Buffer.concat(this.chunks, this.buffered);
       this.chunks = [];
       this.buffered = 0;
     }
+    const out: Packet[] = [];
     let off = 0;
     while (buf.length - off >= LEN_SIZE) {
-      const len = buf.readUInt32BE(off);
-      if (len < MIN_PACKET || len > this.maxPacket) {
-        this.failed = new FrameError(
-          len < MIN_PACKET
-            ? `packet length ${len} is shorter than the ${MIN_PACKET}-byte minimum`
-            : `packet length ${len} exceeds the ${this.maxPacket}-byte maximum`,
-        );
-        throw this.failed;
-      }
+      const len = this.checkLength(buf.readUInt32BE(off));
       if (buf.length - off < len) break;
       out.push(decodePacket(buf.subarray(off, off + len)));
       off += len;
     }
     if (off < buf.length) {
-      // Keep the partial packet; copy it so the caller's chunk can be reused.
+      // Keep the partial packet; copy it so the caller's chunk is not pinned.
       const rest = Buffer.from(buf.subarray(off));
-      this.chunks.push(rest);
+      this.chunks = [rest];
       this.buffered = rest.length;
     }
     return out;
+  }
+
+  private checkLength(len: number): number {
+    if (len >= MIN_PACKET && len <= this.maxPacket) return len;
+    this.failed = new FrameError(
+      len < MIN_PACKET
+        ? `packet length ${len} is shorter than the ${MIN_PACKET}-byte minimum`
+        : `packet length ${len} exceeds the ${this.maxPacket}-byte maximum`,
+    );
+    throw this.failed;
   }
 }

@@ -199,14 +199,14 @@ test('test:///default through the CLI, in-process', async (t) => {
     const save = await s.run(['save', 'cli-a', image, '--verbose']);
     assert.equal(save.code, 0, save.stderr);
     assert.equal(save.stdout, `\nDomain 'cli-a' saved to ${image}\n`);
-    assert.equal(save.stderr, '\rSave: [ 0.00 %]\rSave: [100.00 %]');
+    assert.match(save.stderr, /^(\rSave: \[[ \d]{2}\d %\])*\rSave: \[100 %\]$/);
     assert.ok(statSync(image).size > 0, 'a real file');
     assert.equal(await state('cli-a'), 'shut off (saved)');
     // On a terminal the progress shows without --verbose.
     const restore = await s.run(['restore', image], { tty: true });
     assert.equal(restore.code, 0, restore.stderr);
     assert.equal(restore.stdout, `\nDomain restored from ${image}\n`);
-    assert.match(restore.stderr, /\rRestore: \[100\.00 %\]$/);
+    assert.match(restore.stderr, /^(\rRestore: \[[ \d]{2}\d %\])*\rRestore: \[100 %\]$/);
     assert.equal(await state('cli-a'), 'running (restored)');
     assert.match(ok(await run('dumpxml', 'cli-a'), 'dumpxml'), /xvdc/, 'the live XML travelled with the image');
 

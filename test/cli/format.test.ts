@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Session, xenvirt } from './harness.js';
 import {
-  eventDetailName, eventName, formatTable, lookupDomain, parseScaled, reasonName, stateName, toKiB,
+  eventDetailName, eventName, formatTable, lookupDomain, parseScaled, progressPercent, reasonName, stateName, toKiB,
 } from '../../src/cli/commands/util.js';
 import { listFlags, sortDomains } from '../../src/cli/commands/list.js';
 import { lifecycleLine } from '../../src/cli/commands/event.js';
@@ -20,6 +20,9 @@ test('tables are laid out as vshTable lays them out', () => {
   assert.equal(formatTable(['Id', 'Name', 'State'], [['1', 'test', 'running'], ['-', 't1', 'shut off']]),
     ' Id   Name   State\n-----------------------\n 1    test   running\n -    t1     shut off\n');
   assert.equal(formatTable(['Id', 'Name', 'State'], []), ' Id   Name   State\n--------------------\n');
+  // `list --title` with no titles: the empty last cell still pads the column before it.
+  assert.equal(formatTable(['Id', 'Name', 'State', 'Title'], [['1', 'test', 'running', '']]),
+    ' Id   Name   State     Title\n------------------------------\n 1    test   running   \n');
   // -q drops the header and the rule.
   assert.equal(formatTable(['Id', 'Name', 'State'], [['1', 'test', 'running']], false), ' 1   test   running\n');
 });
@@ -52,6 +55,8 @@ test('scaled sizes: KiB by default, binary and decimal suffixes, bad input named
     assert.throws(() => parseScaled('size', bad, 1024), { message: `Numeric value '${bad}' for <size> option is malformed or out of range` });
   }
   assert.equal(versionString(9_000_000), '9.0.0');
+  // virshPrintJobProgress: whole percent, 99 until the very end.
+  assert.deepEqual([[0, 100], [50, 100], [999, 1000], [1000, 1000], [5, 0]].map(([p, t]) => progressPercent(p!, t!)), [0, 50, 99, 100, 0]);
   assert.equal(versionString(4_017_001), '4.17.1');
 });
 
@@ -148,6 +153,7 @@ test('option errors need no hypervisor and use virsh wording (real binary)', asy
     [['shutdown', 'x', '--mode', 'hard'], "error: Unknown mode hard value, expecting 'acpi', 'agent', 'initctl', 'signal', or 'paravirt'\n"],
     [['vcpucount', 'x', '--live', '--config'], 'error: Options --live and --config are mutually exclusive\n'],
     [['list', '--table', '--name'], 'error: Options --table and --name are mutually exclusive\n'],
+    [['list', '--table', '--uuid'], 'error: Options --table and --uuid are mutually exclusive\n'],
   ];
   const results = await Promise.all(cases.map(([argv]) => xenvirt(['-c', 'test:///default', ...argv])));
   results.forEach((r, i) => {

@@ -243,7 +243,7 @@ export const save: Command = {
     const { conn, dom } = await domainArg(io, args);
     const xml = args.xml !== undefined ? await readXmlFile(io, String(args.xml)) : undefined;
     await withContext(io, `Failed to save domain '${dom.name}' to ${to}`,
-      () => withProgress(io, 'Save', showProgress(io, args), () => conn.save(dom, to, xml, saveFlags(args))));
+      () => withProgress(io, 'Save', showProgress(io, args), conn, 'save', () => conn.save(dom, to, xml, saveFlags(args))));
     printExtra(io, `\nDomain '${dom.name}' saved to ${to}\n`);
   },
 };
@@ -265,7 +265,7 @@ export const restore: Command = {
     const xml = args.xml !== undefined ? await readXmlFile(io, String(args.xml)) : undefined;
     const conn = await connect(io);
     await withContext(io, `Failed to restore domain from ${from}`,
-      () => withProgress(io, 'Restore', showProgress(io, args), () => conn.restore(from, xml, saveFlags(args))));
+      () => withProgress(io, 'Restore', showProgress(io, args), conn, 'restore', () => conn.restore(from, xml, saveFlags(args))));
     // virsh ends the progress line itself only where it drew one.
     printExtra(io, `${showProgress(io, args) ? '\n' : ''}Domain restored from ${from}\n`);
   },
@@ -295,7 +295,7 @@ export const dump: Command = {
     if (flag(args, 'reset')) flags |= DumpFlags.RESET;
     if (flag(args, 'memory-only')) flags |= DumpFlags.MEMORY_ONLY;
     await withContext(io, `Failed to core dump domain '${dom.name}' to ${to}`,
-      () => withProgress(io, 'Dump', showProgress(io, args), () => conn.coreDump(dom, to, flags)));
+      () => withProgress(io, 'Dump', showProgress(io, args), conn, 'dump', () => conn.coreDump(dom, to, flags)));
     printExtra(io, `\nDomain '${dom.name}' dumped to ${to}\n`);
   },
 };
@@ -314,7 +314,7 @@ export const managedsave: Command = {
   async run(args, io) {
     const { conn, dom } = await domainArg(io, args);
     await withContext(io, `Failed to save domain '${dom.name}' state`,
-      () => withProgress(io, 'Managedsave', showProgress(io, args), () => conn.managedSave(dom, saveFlags(args))));
+      () => withProgress(io, 'Managedsave', showProgress(io, args), conn, 'managedsave', () => conn.managedSave(dom, saveFlags(args))));
     printExtra(io, `\nDomain '${dom.name}' state saved by libvirt\n`);
   },
 };

@@ -5,7 +5,7 @@
  */
 import type { CommandIo, ArgValues } from '../command.js';
 import { VirtError } from '../../errors.js';
-import type { Connection, DomainRef } from '../../driver/connection.js';
+import type { Connection, DomainRef, JobProgressEvent } from '../../driver/connection.js';
 import { openConnection } from '../../driver/open.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -248,26 +248,45 @@ export const eventDetailName = (event: number, detail: number): string => EVENT_
 // ---------------------------------------------------------------------------------------------
 // Progress of long jobs (virshPrintJobProgress)
 
+/** virshPrintJobProgress's figure: whole percent, never 100 before the job has finished. */
+export function progressPercent(processed: number, total: number): number {
+  if (total <= 0) return 0;
+  const remaining = Math.max(0, total - processed);
+  if (remaining === 0) return 100;
+  return Math.min(99, Math.floor(100 - (remaining * 100) / total));
+}
+
 /**
  * Save, restore and dump report progress on stderr as virsh 9.0 does, `\rLABEL: [ 42 %]`,
- * when stdout is a terminal or --verbose is given, ending with `[100 %]` on success. Like
- * virsh, which polls the job every 500 ms, a job that ends sooner shows only the final line.
- * The Connection has no job-info call, so a longer job shows `[  0 %]` until it completes.
+ * when stdout is a terminal or --verbose is given, ending with `[100 %]` on success. The
+ * figures come from the connection's job progress reports when it has them; without them a
+ * job longer than virsh's 500 ms polling interval shows `[  0 %]` until it completes.
  */
-export async function withProgress<T>(io: CommandIo, label: string, show: boolean, call: () => Promise<T>): Promise<T> {
+export async function withProgress<T>(
+  io: CommandIo, label: string, show: boolean, conn: Connection, operation: JobProgressEvent['operation'], call: () => Promise<T>,
+): Promise<T> {
   if (!show) return call();
-  const line = (pct: number) => io.stderr.write(`\r${label}: [${String(pct).padStart(3)} %]`);
-  let drawn = false;
-  const timer = setTimeout(() => { drawn = true; line(0); }, 500);
+  let last = -1;
+  const line = (pct: number) => {
+    if (pct === last) return;
+    last = pct;
+    io.stderr.write(`\r${label}: [${String(pct).padStart(3)} %]`);
+  };
+  const unsubscribe = conn.onJobProgress?.((p) => {
+    if (p.operation === operation && p.total > 0) line(progressPercent(p.processed, p.total));
+  });
+  const timer = unsubscribe ? undefined : setTimeout(() => line(0), 500);
   try {
     const result = await call();
+    last = -1;
     line(100);
     return result;
   } catch (e) {
     // Leave the error on a line of its own.
-    if (drawn) io.stderr.write('\n');
+    if (last >= 0) io.stderr.write('\n');
     throw e;
   } finally {
-    clearTimeout(timer);
+    if (timer) clearTimeout(timer);
+    unsubscribe?.();
   }
 }

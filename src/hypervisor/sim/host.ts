@@ -15,6 +15,7 @@
  * and a pending shutdown completes in whichever process is around when it falls due.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { VirtError } from '../../errors.js';
 import type { DiskDevice, Domain, InterfaceDevice } from '../../domain/types.js';
@@ -348,7 +349,8 @@ export class SimHost implements HypervisorBackend {
     return maj * 1_000_000 + min * 1000 + mic;
   }
 
-  async hostname(): Promise<string> { return this.host().config.hostname; }
+  /** Like libvirt's test driver: the simulated host answers with this machine's name. */
+  async hostname(): Promise<string> { return os.hostname(); }
 
   async sysinfo(): Promise<SysinfoData> {
     const h = this.host();
