@@ -40,14 +40,16 @@ class Out {
    * line any body writes prints the start tags still waiting.
    */
   private waiting: string[] = [];
+  /** How many entries of `waiting` are live (a count, so that emptying it costs nothing). */
+  private waitingCount = 0;
 
   line(s: string): void {
-    if (this.waiting.length > 0) this.flushWaiting();
+    if (this.waitingCount > 0) this.flushWaiting();
     this.out += padFor(this.depth) + s + '\n';
   }
   private flushWaiting(): void {
-    for (const open of this.waiting) this.out += open + '>\n';
-    this.waiting.length = 0;
+    for (let i = 0; i < this.waitingCount; i++) this.out += this.waiting[i] + '>\n';
+    this.waitingCount = 0;
   }
   empty(name: string, attrs: string): void { this.line(`<${name}${attrs}/>`); }
   text(name: string, attrs: string, text: string): void {
@@ -56,16 +58,16 @@ class Out {
   /** An element whose children `body` writes; printed self-closed when it writes nothing. */
   block(name: string, attrs: string, body: () => void): void {
     const open = `${padFor(this.depth)}<${name}${attrs}`;
-    const mark = this.waiting.length;
-    this.waiting.push(open);
+    const mark = this.waitingCount;
+    this.waiting[this.waitingCount++] = open;
     this.depth++;
     body();
     this.depth--;
     // Still waiting (the body wrote nothing): nested blocks have removed theirs, so ours is
     // last; the enclosing blocks' start tags, if still waiting, go before the self-closed tag.
-    if (this.waiting.length > mark) {
-      this.waiting.pop();
-      if (this.waiting.length > 0) this.flushWaiting();
+    if (this.waitingCount > mark) {
+      this.waitingCount--;
+      if (this.waitingCount > 0) this.flushWaiting();
       this.out += open + '/>\n';
     } else {
       this.out += `${padFor(this.depth)}</${name}>\n`;
@@ -86,10 +88,13 @@ export function formatDomainXml(d: Domain, opts: FormatOptions = {}): string {
     if (d.uuid) o.text('uuid', '', d.uuid);
     if (d.title !== undefined) o.text('title', '', d.title);
     if (d.description !== undefined) o.text('description', '', d.description);
-    if (d.maxMemory) o.text('maxMemory', attr('slots', d.maxMemory.slots) + attr('unit', 'KiB'), String(d.maxMemory.kib));
+    if (d.maxMemory) {
+      o.text('maxMemory', attr('slots', d.maxMemory.slots) + attr('unit', 'KiB'), String(d.maxMemory.kib));
+    }
     o.text('memory', attr('unit', 'KiB'), String(d.memory));
     o.text('currentMemory', attr('unit', 'KiB'), String(d.currentMemory ?? d.memory));
-    o.text('vcpu', attr('placement', d.vcpu.placement) + attr('cpuset', d.vcpu.cpuset) + attr('current', d.vcpu.current), String(d.vcpu.count));
+    const vcpuAttrs = attr('placement', d.vcpu.placement) + attr('cpuset', d.vcpu.cpuset) + attr('current', d.vcpu.current);
+    o.text('vcpu', vcpuAttrs, String(d.vcpu.count));
     if (d.cputune) {
       const t = d.cputune;
       o.block('cputune', '', () => {
@@ -175,13 +180,15 @@ function formatCpu(o: Out, c: DomainCpu): void {
     if (c.vendor !== undefined) o.text('vendor', '', c.vendor);
     if (c.topology) {
       const t = c.topology;
-      o.empty('topology', attr('sockets', t.sockets) + attr('dies', t.dies) + attr('cores', t.cores) + attr('threads', t.threads));
+      o.empty('topology', attr('sockets', t.sockets) + attr('dies', t.dies) + attr('cores', t.cores) +
+        attr('threads', t.threads));
     }
     for (const f of c.features) o.empty('feature', attr('policy', f.policy) + attr('name', f.name));
     if (c.numa?.length) {
       o.block('numa', '', () => {
         for (const cell of c.numa!) {
-          o.block('cell', attr('id', cell.id) + attr('cpus', cell.cpus) + attr('memory', cell.memory) + attr('unit', 'KiB') + attr('memAccess', cell.memAccess), () => {
+          o.block('cell', attr('id', cell.id) + attr('cpus', cell.cpus) + attr('memory', cell.memory) +
+            attr('unit', 'KiB') + attr('memAccess', cell.memAccess), () => {
             if (cell.distances?.length) {
               o.block('distances', '', () => {
                 for (const s of cell.distances!) o.empty('sibling', attr('id', s.id) + attr('value', s.value));
@@ -212,7 +219,8 @@ function formatClock(o: Out, c: DomainClock): void {
   }
   o.block('clock', attrs, () => {
     for (const t of c.timers) {
-      o.empty('timer', attr('name', t.name) + attr('present', t.present) + attr('tickpolicy', t.tickpolicy) + attr('track', t.track) + attr('frequency', t.frequency) + attr('mode', t.mode));
+      o.empty('timer', attr('name', t.name) + attr('present', t.present) + attr('tickpolicy', t.tickpolicy) +
+        attr('track', t.track) + attr('frequency', t.frequency) + attr('mode', t.mode));
     }
   });
 }
@@ -221,10 +229,12 @@ function formatAddress(o: Out, a: DeviceAddress | undefined): void {
   if (!a) return;
   switch (a.type) {
     case 'drive':
-      o.empty('address', attr('type', 'drive') + attr('controller', a.controller) + attr('bus', a.bus) + attr('target', a.target) + attr('unit', a.unit));
+      o.empty('address', attr('type', 'drive') + attr('controller', a.controller) + attr('bus', a.bus) +
+        attr('target', a.target) + attr('unit', a.unit));
       break;
     case 'pci':
-      o.empty('address', attr('type', 'pci') + attr('domain', hex(a.domain, 4)) + attr('bus', hex(a.bus, 2)) + attr('slot', hex(a.slot, 2)) + attr('function', hex(a.function, 1)) + attr('multifunction', a.multifunction));
+      o.empty('address', attr('type', 'pci') + attr('domain', hex(a.domain, 4)) + attr('bus', hex(a.bus, 2)) +
+        attr('slot', hex(a.slot, 2)) + attr('function', hex(a.function, 1)) + attr('multifunction', a.multifunction));
       break;
     case 'usb':
       o.empty('address', attr('type', 'usb') + attr('bus', a.bus) + attr('port', a.port));
@@ -252,7 +262,8 @@ function formatDevices(o: Out, d: Domain, opts: FormatOptions): void {
     for (const v of dev.videos) {
       o.block('video', '', () => {
         const m = v.model;
-        o.empty('model', attr('type', m.type) + attr('vram', m.vram) + attr('heads', m.heads) + attr('primary', m.primary ? 'yes' : undefined));
+        o.empty('model', attr('type', m.type) + attr('vram', m.vram) + attr('heads', m.heads) +
+          attr('primary', m.primary ? 'yes' : undefined));
       });
     }
     for (const h of dev.hostdevs) formatHostdev(o, h);
@@ -262,7 +273,8 @@ function formatDevices(o: Out, d: Domain, opts: FormatOptions): void {
       });
     }
     for (const h of dev.hubs) o.empty('hub', attr('type', h.type));
-    if (dev.memballoon) o.empty('memballoon', attr('model', dev.memballoon.model) + attr('autodeflate', dev.memballoon.autodeflate));
+    if (dev.memballoon) o.empty('memballoon', attr('model', dev.memballoon.model) +
+      attr('autodeflate', dev.memballoon.autodeflate));
   });
 }
 
@@ -270,7 +282,8 @@ function formatDisk(o: Out, disk: DiskDevice): void {
   o.block('disk', attr('type', disk.type) + attr('device', disk.device), () => {
     if (disk.driver) {
       const dr = disk.driver;
-      const attrs = attr('name', dr.name) + attr('type', dr.type) + attr('cache', dr.cache) + attr('io', dr.io) + attr('discard', dr.discard);
+      const attrs = attr('name', dr.name) + attr('type', dr.type) + attr('cache', dr.cache) + attr('io', dr.io) +
+        attr('discard', dr.discard);
       if (attrs !== '') o.empty('driver', attrs);
     }
     const src = disk.source;
@@ -280,7 +293,8 @@ function formatDisk(o: Out, disk: DiskDevice): void {
           for (const h of src.hosts ?? []) o.empty('host', attr('name', h.name) + attr('port', h.port));
           if (src.auth) {
             const a = src.auth;
-            o.block('auth', attr('username', a.username), () => o.empty('secret', attr('type', a.secretType) + attr('usage', a.usage) + attr('uuid', a.uuid)));
+            o.block('auth', attr('username', a.username), () => o.empty('secret', attr('type', a.secretType) +
+              attr('usage', a.usage) + attr('uuid', a.uuid)));
           }
         });
       } else if (src.path !== undefined) {
@@ -299,7 +313,9 @@ function formatDisk(o: Out, disk: DiskDevice): void {
 }
 
 function formatController(o: Out, c: ControllerDevice): void {
-  o.block('controller', attr('type', c.type) + attr('index', c.index) + attr('model', c.model) + attr('ports', c.ports) + attr('maxGrantFrames', c.maxGrantFrames) + attr('maxEventChannels', c.maxEventChannels), () => formatAddress(o, c.address));
+  o.block('controller', attr('type', c.type) + attr('index', c.index) + attr('model', c.model) +
+    attr('ports', c.ports) + attr('maxGrantFrames', c.maxGrantFrames) +
+    attr('maxEventChannels', c.maxEventChannels), () => formatAddress(o, c.address));
 }
 
 function formatInterface(o: Out, nic: InterfaceDevice, opts: FormatOptions): void {
@@ -307,7 +323,8 @@ function formatInterface(o: Out, nic: InterfaceDevice, opts: FormatOptions): voi
     if (nic.mac) o.empty('mac', attr('address', nic.mac));
     if (nic.source) {
       const s = nic.source;
-      o.empty('source', attr('bridge', s.bridge) + attr('network', s.network) + attr('portgroup', s.portgroup) + attr('dev', s.dev) + attr('mode', s.mode));
+      o.empty('source', attr('bridge', s.bridge) + attr('network', s.network) + attr('portgroup', s.portgroup) +
+        attr('dev', s.dev) + attr('mode', s.mode));
     }
     if (nic.vlan) {
       const v = nic.vlan;
@@ -318,17 +335,21 @@ function formatInterface(o: Out, nic: InterfaceDevice, opts: FormatOptions): voi
     if (nic.virtualport) {
       const vp = nic.virtualport;
       o.block('virtualport', attr('type', vp.type), () => {
-        if (vp.interfaceid || vp.profileid) o.empty('parameters', attr('interfaceid', vp.interfaceid) + attr('profileid', vp.profileid));
+        if (vp.interfaceid || vp.profileid) o.empty('parameters', attr('interfaceid', vp.interfaceid) +
+          attr('profileid', vp.profileid));
       });
     }
     if (nic.bandwidth) {
       const bw = nic.bandwidth;
       o.block('bandwidth', '', () => {
-        if (bw.inbound) o.empty('inbound', attr('average', bw.inbound.average) + attr('peak', bw.inbound.peak) + attr('floor', bw.inbound.floor) + attr('burst', bw.inbound.burst));
-        if (bw.outbound) o.empty('outbound', attr('average', bw.outbound.average) + attr('peak', bw.outbound.peak) + attr('burst', bw.outbound.burst));
+        if (bw.inbound) o.empty('inbound', attr('average', bw.inbound.average) + attr('peak', bw.inbound.peak) +
+          attr('floor', bw.inbound.floor) + attr('burst', bw.inbound.burst));
+        if (bw.outbound) o.empty('outbound', attr('average', bw.outbound.average) + attr('peak', bw.outbound.peak) +
+          attr('burst', bw.outbound.burst));
       });
     }
-    for (const ip of nic.ips) o.empty('ip', attr('address', ip.address) + attr('family', ip.family) + attr('prefix', ip.prefix));
+    for (const ip of nic.ips) o.empty('ip', attr('address', ip.address) + attr('family', ip.family) +
+      attr('prefix', ip.prefix));
     if (nic.script !== undefined) o.empty('script', attr('path', nic.script));
     if (nic.backendDomain !== undefined) o.empty('backenddomain', attr('name', nic.backendDomain));
     if (nic.target !== undefined && !(opts.inactive && nic.target.startsWith(GENERATED_IFNAME_PREFIX))) {
@@ -383,7 +404,8 @@ function formatGraphics(o: Out, g: GraphicsDevice, opts: FormatOptions): void {
         if (g.tlsPort !== undefined && g.tlsPort > 0 && !(auto && opts.inactive)) attrs += attr('tlsPort', g.tlsPort);
         else if (auto && g.tlsPort !== undefined) attrs += attr('tlsPort', -1);
       }
-      attrs += attr('autoport', g.autoport) + attr('listen', firstAddress ?? g.listenAttr) + attr('keymap', g.keymap) + attr('passwd', passwd);
+      attrs += attr('autoport', g.autoport) + attr('listen', firstAddress ?? g.listenAttr) + attr('keymap', g.keymap) +
+        attr('passwd', passwd);
       break;
     }
     case 'sdl':
@@ -393,7 +415,8 @@ function formatGraphics(o: Out, g: GraphicsDevice, opts: FormatOptions): void {
       break;
   }
   o.block('graphics', attrs, () => {
-    for (const l of g.listens) o.empty('listen', attr('type', l.type) + attr('address', l.address) + attr('network', l.network) + attr('socket', l.socket));
+    for (const l of g.listens) o.empty('listen', attr('type', l.type) + attr('address', l.address) +
+      attr('network', l.network) + attr('socket', l.socket));
     if (g.image) o.empty('image', attr('compression', g.image));
     if (g.streaming) o.empty('streaming', attr('mode', g.streaming));
     if (g.mouseMode) o.empty('mouse', attr('mode', g.mouseMode));
@@ -407,7 +430,8 @@ function formatHostdev(o: Out, h: HostdevDevice): void {
     o.block('source', attr('writeFiltering', h.writeFiltering), () => {
       if (h.pci) {
         const p = h.pci;
-        o.empty('address', attr('domain', hex(p.domain, 4)) + attr('bus', hex(p.bus, 2)) + attr('slot', hex(p.slot, 2)) + attr('function', hex(p.function, 1)));
+        o.empty('address', attr('domain', hex(p.domain, 4)) + attr('bus', hex(p.bus, 2)) +
+          attr('slot', hex(p.slot, 2)) + attr('function', hex(p.function, 1)));
       }
       if (h.usb) {
         const u = h.usb;

@@ -7,9 +7,44 @@
  */
 import { LocatedError } from '../errors.js';
 
+/**
+ * An element's attributes in document order. Elements carry a handful, so looking a name up
+ * by comparing it with each is cheaper than hashing every freshly read name into a Map; past
+ * a few dozen (only hostile input has that many) a Map keeps the duplicate check linear.
+ */
+export class XmlAttrs {
+  /** name0, value0, name1, value1, ... */
+  private readonly pairs: string[] = [];
+  private index: Map<string, string> | undefined;
+
+  get size(): number { return this.pairs.length >> 1; }
+
+  get(name: string): string | undefined {
+    if (this.index) return this.index.get(name);
+    const p = this.pairs;
+    for (let i = 0; i < p.length; i += 2) if (p[i] === name) return p[i + 1];
+    return undefined;
+  }
+
+  has(name: string): boolean { return this.get(name) !== undefined; }
+
+  /** Used by the reader, which has checked that the name is new. */
+  add(name: string, value: string): void {
+    this.pairs.push(name, value);
+    if (this.index) this.index.set(name, value);
+    else if (this.pairs.length > 64) this.index = new Map(this.entries());
+  }
+
+  *entries(): IterableIterator<[string, string]> {
+    for (let i = 0; i < this.pairs.length; i += 2) yield [this.pairs[i]!, this.pairs[i + 1]!];
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> { return this.entries(); }
+}
+
 export interface XmlElement {
   name: string;
-  attrs: Map<string, string>;
+  attrs: XmlAttrs;
   children: XmlElement[];
   /** Concatenated character data directly inside this element. */
   text: string;
@@ -83,12 +118,9 @@ class Reader {
   name(): string {
     const s = this.src;
     const start = this.pos;
-    while (this.pos < s.length) {
-      const c = s.charCodeAt(this.pos);
-      const ok = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58 ||
-        (this.pos > start && ((c >= 48 && c <= 57) || c === 45 || c === 46)) || c > 127;
-      if (!ok) break;
+    if (this.pos < s.length && isNameStart(s.charCodeAt(this.pos))) {
       this.pos++;
+      while (this.pos < s.length && isNameChar(s.charCodeAt(this.pos))) this.pos++;
     }
     if (this.pos === start) this.fail(`expected a name, found ${describe(s[this.pos])}`);
     return s.slice(start, this.pos);
@@ -146,21 +178,25 @@ class Reader {
   }
 
   /** One attribute value, the reader on its opening quote; leaves the reader after the closing one. */
-  attrValue(an: string, name: string, attrs: Map<string, string>): string {
+  attrValue(an: string, name: string, attrs: XmlAttrs): string {
     const s = this.src;
     const q = s.charCodeAt(this.pos);
-    const end = s.indexOf(q === 34 ? '"' : "'", this.pos + 1);
-    if (end < 0) this.fail(`unterminated value of attribute '${an}'`);
-    // One pass finds what the value needs: '<' is an error, '&' needs decoding, and literal
-    // tabs and line ends need normalising.
+    // One pass finds the closing quote and what the value needs: '<' is an error, '&' needs
+    // decoding, and literal tabs and line ends need normalising.
     let amp = false;
     let ws = false;
-    for (let i = this.pos + 1; i < end; i++) {
-      const c = s.charCodeAt(i);
-      if (c === 60) this.fail(`'<' in value of attribute '${an}'`, i);
-      else if (c === 38) amp = true;
+    let end = this.pos + 1;
+    for (; end < s.length; end++) {
+      const c = s.charCodeAt(end);
+      if (c === q) break;
+      if (c === 60) {
+        // A value that is never closed is reported as such, before any '<' inside it.
+        if (s.indexOf(q === 34 ? '"' : "'", end) < 0) this.fail(`unterminated value of attribute '${an}'`);
+        this.fail(`'<' in value of attribute '${an}'`, end);
+      } else if (c === 38) amp = true;
       else if (c === 9 || c === 10 || c === 13) ws = true;
     }
+    if (end >= s.length) this.fail(`unterminated value of attribute '${an}'`);
     if (attrs.has(an)) this.fail(`duplicate attribute '${an}' in <${name}>`);
     let v: string;
     // A decoded character reference may itself be a tab or line end, which is normalised too.
@@ -178,7 +214,7 @@ class Reader {
     const line = this.lineAt(open);
     this.pos++; // '<'
     const name = this.name();
-    const attrs = new Map<string, string>();
+    const attrs = new XmlAttrs();
     for (;;) {
       const before = this.pos;
       this.skipSpace();
@@ -198,7 +234,7 @@ class Reader {
       this.skipSpace();
       const q = s.charCodeAt(this.pos);
       if (q !== 34 && q !== 39) this.fail(`attribute '${an}' in <${name}> must be quoted`);
-      attrs.set(an, this.attrValue(an, name, attrs));
+      attrs.add(an, this.attrValue(an, name, attrs));
     }
     const children: XmlElement[] = [];
     let text = '';
@@ -210,8 +246,14 @@ class Reader {
       const c1 = s.charCodeAt(lt + 1);
       if (c1 === 47) { // '</'
         this.pos += 2;
-        const closing = this.name();
-        if (closing !== name) this.fail(`closing tag </${closing}> does not match <${name}>`, lt);
+        // The usual case, the matching name, is recognised without reading it into a string.
+        const after = this.pos + name.length;
+        if (s.startsWith(name, this.pos) && !(after < s.length && isNameChar(s.charCodeAt(after)))) {
+          this.pos = after;
+        } else {
+          const closing = this.name();
+          if (closing !== name) this.fail(`closing tag </${closing}> does not match <${name}>`, lt);
+        }
         this.skipSpace();
         if (s.charCodeAt(this.pos) !== 62) this.fail(`expected '>' in closing tag </${name}>`);
         this.pos++;
@@ -232,6 +274,16 @@ class Reader {
       children.push(this.element(depth + 1));
     }
   }
+}
+
+/** Letters, '_', ':' and anything beyond ASCII start a name. */
+function isNameStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58 || c > 127;
+}
+
+/** After the first character, digits, '-' and '.' too. */
+function isNameChar(c: number): boolean {
+  return isNameStart(c) || (c >= 48 && c <= 57) || c === 45 || c === 46;
 }
 
 function describe(c: string | undefined): string {

@@ -900,6 +900,12 @@ export class XenDriver {
     await this.jobs.run(obj.uuid, async () => {
       this.requireActive(obj);
       const domid = obj.id;
+      // a file we cannot write fails the call before the guest is touched
+      try {
+        fs.writeFileSync(target, '', { flag: 'w', mode: 0o600 });
+      } catch (e) {
+        throw systemError(`Failed to create core dump file '${target}'`, e);
+      }
       let paused = false;
       if (!(flags & DUMP_LIVE) && obj.stateInfo().state === DomainState.RUNNING) {
         await this.tx(async (t) => {
@@ -909,11 +915,6 @@ export class XenDriver {
         paused = true;
       }
       try {
-        try {
-          fs.writeFileSync(target, '', { flag: 'w', mode: 0o600 });
-        } catch (e) {
-          throw systemError(`Failed to create core dump file '${target}'`, e);
-        }
         await this.jobs.track(obj.uuid, 'dump', (p) => this.backend.coreDump(domid, target, (a, b) => {
           p(a, b);
           this.progress('dump', obj, a, b);

@@ -15,7 +15,7 @@ import type { Domain } from '../domain/types.js';
 import { DomainState, type DomainStateCode } from './connection.js';
 
 export const encodeName = (name: string): string => name.replace(/%/g, '%25').replace(/^\./, '%2E');
-export const decodeName = (s: string): string => s.replace(/%2E/g, '.').replace(/%25/g, '%');
+export const decodeName = (s: string): string => (s.includes('%') ? s.replace(/%2E/g, '.').replace(/%25/g, '%') : s);
 
 export const configKey = (name: string) => `config/${encodeName(name)}.xml`;
 export const autostartKey = (name: string) => `autostart/${encodeName(name)}.xml`;

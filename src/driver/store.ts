@@ -82,12 +82,21 @@ type Batch = { puts: Array<[string, string | null]>; events: StoreEvent[] };
 
 class Mutex {
   private tail: Promise<void> = Promise.resolve();
+  /** callers holding or waiting for the mutex */
+  pending = 0;
   lock(): Promise<() => void> {
     let release!: () => void;
     const next = new Promise<void>((r) => { release = r; });
     const prev = this.tail;
     this.tail = prev.then(() => next);
-    return prev.then(() => release);
+    this.pending++;
+    let done = false;
+    return prev.then(() => () => {
+      if (done) return;
+      done = true;
+      this.pending--;
+      release();
+    });
   }
 }
 
@@ -96,7 +105,7 @@ abstract class BaseStore implements KvStore {
   abstract readonly persistent: boolean;
   abstract readonly dir: string | undefined;
   protected cache = new Map<string, string>();
-  private readonly mutex = new Mutex();
+  protected readonly mutex = new Mutex();
   private readonly als = new AsyncLocalStorage<TxImpl>();
   protected changeListeners = new Set<(key: string, value: string | undefined) => void>();
   protected eventListeners = new Set<(e: StoreEvent) => void>();
@@ -172,8 +181,14 @@ abstract class BaseStore implements KvStore {
   /** With the mutex: for maintenance work that must not interleave with transactions. */
   protected async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const release = await this.mutex.lock();
-    try { return await fn(); } finally { release(); }
+    try { return await fn(); } finally {
+      this.afterExclusive();
+      release();
+    }
   }
+
+  /** Give up whatever cross-process lock is still held (DirStore). */
+  protected afterExclusive(): void {}
 }
 
 class TxImpl implements Tx {
@@ -288,39 +303,54 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** One open log file and the fdatasyncs in flight on it. */
 class WalFile {
-  private inflight: Promise<void> | undefined;
-  private queued: Promise<void> | undefined;
+  /** fdatasyncs running now (a second may start while one runs: the disk merges them). */
+  private running = 0;
+  /** The batch waiting for a free slot: every write before its start is covered. */
+  private next: Promise<void> | undefined;
+  private static readonly PARALLEL = 2;
   closed = false;
-  constructor(readonly fd: number, readonly ino: number) {}
+  /** beforeFlush writes out what the store still holds in memory for this file. */
+  constructor(readonly fd: number, readonly ino: number, private readonly beforeFlush: () => void = () => {}) {}
 
   /** Resolves after an fdatasync that began after this call: everything written before is durable. */
   sync(): Promise<void> {
-    if (!this.inflight) {
-      this.inflight = this.flush();
-      return this.inflight;
-    }
-    if (!this.queued) {
-      this.queued = this.inflight.then(() => {
-        this.queued = undefined;
-        this.inflight = this.flush();
-        return this.inflight;
-      });
-    }
-    return this.queued;
+    if (this.next) return this.next;
+    if (this.running < WalFile.PARALLEL) return this.flush();
+    let start!: () => void;
+    const gate = new Promise<void>((r) => { start = r; });
+    this.waiting.push(start);
+    this.next = gate.then(() => {
+      this.next = undefined;
+      return this.flush();
+    });
+    return this.next;
   }
 
+  private waiting: Array<() => void> = [];
+
   private flush(): Promise<void> {
+    this.running++;
     return new Promise<void>((resolve, reject) => {
-      fs.fdatasync(this.fd, (err) => {
-        this.inflight = undefined;
+      const done = (err: Error | null) => {
+        this.running--;
+        this.waiting.shift()?.();
         if (err) reject(new VirtError('OPERATION_FAILED', `cannot sync the state log: ${err.message}`));
         else resolve();
-      });
+      };
+      try {
+        this.beforeFlush();
+      } catch (e) {
+        done(e as Error);
+        return;
+      }
+      fs.fdatasync(this.fd, done);
     });
   }
 
   async idle(): Promise<void> {
-    while (this.inflight || this.queued) await (this.queued ?? this.inflight)!.catch(() => {});
+    while (this.running > 0 || this.next) {
+      await (this.next ?? new Promise<void>((r) => setTimeout(r, 1))).catch(() => {});
+    }
   }
 
   async close(): Promise<void> {
@@ -343,6 +373,13 @@ export class DirStore extends BaseStore {
   /** Keys whose latest value is only in the log (not yet in their file). */
   private dirty = new Set<string>();
   private lockToken: string | undefined;
+  /** When we took the lock, and how many transactions have used it since (see end()). */
+  private lockSince = 0;
+  private lockUses = 0;
+  private readonly onExit = () => this.releaseLock();
+  /** Log lines committed but not yet written: they end at walPos (written out in one go). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private checkpointing: Promise<void> | undefined;
   private retired: WalFile[] = [];
 
@@ -381,6 +418,22 @@ export class DirStore extends BaseStore {
 
   private p(rel: string): string { return path.join(this.dir, rel); }
 
+  private newWal(fd: number): WalFile {
+    const w: WalFile = new WalFile(fd, fs.fstatSync(fd).ino, () => { if (this.wal === w) this.writeOut(); });
+    return w;
+  }
+
+  /** Write the committed lines still in memory (we hold the lock whenever there are any). */
+  private writeOut(): void {
+    if (this.pendingBytes === 0) return;
+    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    const at = this.walPos - this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    let off = 0;
+    while (off < data.length) off += fs.writeSync(this.wal.fd, data, off, data.length - off, at + off);
+  }
+
   // ---- loading
 
   private loadFiles(): void {
@@ -413,7 +466,7 @@ export class DirStore extends BaseStore {
       writeFileDurable(file, `${HEADER_MAGIC} 0\n`, 0o600);
     }
     const fd = fs.openSync(file, 'r+');
-    this.wal = new WalFile(fd, fs.fstatSync(fd).ino);
+    this.wal = this.newWal(fd);
     this.walPos = 0;
   }
 
@@ -490,19 +543,21 @@ export class DirStore extends BaseStore {
     void old.close().then(() => { this.retired = this.retired.filter((w) => w !== old); });
     this.dirty.clear();
     const fd = fs.openSync(this.p(WAL), 'r+');
-    this.wal = new WalFile(fd, fs.fstatSync(fd).ino);
+    this.wal = this.newWal(fd);
     this.walPos = 0;
     this.readWal(owner, true);
   }
 
   refresh(): void {
-    if (this.closed) return;
+    // while we hold the lock nobody else can have written anything
+    if (this.closed || this.lockToken !== undefined) return;
     this.catchUp(false);
   }
 
   // ---- locking
 
   private async acquireLock(): Promise<void> {
+    if (this.lockToken !== undefined) return; // still ours from the previous transaction
     const file = this.p(LOCK);
     const token = `${process.pid} ${this.writerId} ${randomBytes(4).toString('hex')}`;
     const deadline = Date.now() + this.opts.lockTimeoutMs;
@@ -511,6 +566,9 @@ export class DirStore extends BaseStore {
       try {
         fs.writeFileSync(file, token, { flag: 'wx' });
         this.lockToken = token;
+        this.lockSince = Date.now();
+        this.lockUses = 0;
+        process.on('exit', this.onExit);
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
@@ -560,6 +618,8 @@ export class DirStore extends BaseStore {
 
   private releaseLock(): void {
     if (this.lockToken === undefined) return;
+    if (!this.wal.closed) this.writeOut();
+    process.removeListener('exit', this.onExit);
     const file = this.p(LOCK);
     if (this.readLock(file) === this.lockToken) fs.rmSync(file, { force: true });
     this.lockToken = undefined;
@@ -568,7 +628,9 @@ export class DirStore extends BaseStore {
   // ---- transactions
 
   protected async begin(): Promise<void> {
+    const held = this.lockToken !== undefined;
     await this.acquireLock();
+    if (held) return; // nobody else could write since our last transaction
     try {
       this.catchUp(true);
     } catch (e) {
@@ -584,8 +646,8 @@ export class DirStore extends BaseStore {
     if (b.events.length) rec.e = b.events;
     const json = JSON.stringify(rec);
     const line = Buffer.from(`${crc32(json).toString(16).padStart(8, '0')} ${json}\n`);
-    let off = 0;
-    while (off < line.length) off += fs.writeSync(this.wal.fd, line, off, line.length - off, this.walPos + off);
+    this.pending.push(line);
+    this.pendingBytes += line.length;
     this.walPos += line.length;
     for (const [k] of b.puts) this.dirty.add(k);
     const durable = b.puts.length ? this.wal.sync() : undefined;
@@ -596,16 +658,30 @@ export class DirStore extends BaseStore {
     return durable;
   }
 
-  protected end(): void { this.releaseLock(); }
+  /**
+   * Keep the lock for the next transaction of this process when one is already waiting: a
+   * burst of transactions then costs one lock file, not one each. Other processes get their
+   * turn after at most 64 transactions or 10 ms. With nobody waiting, the lock goes at once
+   * (never held across an idle event loop, which a blocked process might not turn).
+   */
+  protected end(): void {
+    this.lockUses++;
+    if (this.mutex.pending > 1 && this.lockUses < 64 && Date.now() - this.lockSince < 10) return;
+    this.releaseLock();
+  }
+
+  protected override afterExclusive(): void { this.releaseLock(); }
 
   // ---- checkpoints
 
   async checkpoint(): Promise<void> {
     if (this.checkpointing) return this.checkpointing;
     this.checkpointing = this.exclusive(async () => {
+      const held = this.lockToken !== undefined;
       await this.acquireLock();
       try {
-        this.catchUp(true);
+        this.writeOut();
+        if (!held) this.catchUp(true);
         await this.materialize();
       } finally {
         this.releaseLock();
@@ -661,7 +737,7 @@ export class DirStore extends BaseStore {
     writeFileDurable(this.p(WAL), `${HEADER_MAGIC} ${gen}\n`, 0o600);
     const old = this.wal;
     const fd = fs.openSync(this.p(WAL), 'r+');
-    this.wal = new WalFile(fd, fs.fstatSync(fd).ino);
+    this.wal = this.newWal(fd);
     this.walPos = fs.fstatSync(fd).size;
     this.dirty.clear();
     await old.close();
@@ -703,6 +779,7 @@ export class DirStore extends BaseStore {
     }
     await this.exclusive(async () => {
       this.closed = true;
+      this.releaseLock();
       await this.wal.close();
       for (const w of this.retired) await w.close();
     });

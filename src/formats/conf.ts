@@ -48,6 +48,13 @@ const isNumberChar = (c: number) => isKeyChar(c) || c === 0x2e;
 
 const KEY_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
 
+/** /^(0|[1-9][0-9]*)$/: a decimal number without the leading 0 that would make it octal. */
+function isDecimalToken(tok: string): boolean {
+  if (tok.length === 0 || (tok.charCodeAt(0) === 0x30 && tok.length > 1)) return false;
+  for (let i = 0; i < tok.length; i++) if (!isDigit(tok.charCodeAt(i))) return false;
+  return true;
+}
+
 /** Printable description of the character at pos, for error messages. */
 function describeChar(text: string, pos: number): string {
   if (pos >= text.length) return 'end of input';
@@ -70,6 +77,8 @@ class ConfParser {
   // newline keeps line counting linear even on one huge line of `a=1;b=2;...`.
   private line = 1;
   private nextNewline = -2;
+  /** Key -> line, built only for files with many keys (see earlierLine). */
+  private index: Map<string, number> | undefined;
 
   constructor(
     private readonly text: string,
@@ -102,6 +111,19 @@ class ConfParser {
     return this.line;
   }
 
+  /**
+   * The line of an earlier entry with this key. A config file has a few dozen keys, and
+   * comparing with each is cheaper than hashing each new key into a Map; past that (only
+   * generated or hostile input) a Map keeps the check from growing quadratic.
+   */
+  private earlierLine(entries: ConfEntry[], key: string): number | undefined {
+    if (!this.index && entries.length >= 64) this.index = new Map(entries.map((e) => [e.key, e.line]));
+    if (this.index) return this.index.get(key);
+    // Comparing lengths first skips most full string comparisons.
+    for (const e of entries) if (e.key.length === key.length && e.key === key) return e.line;
+    return undefined;
+  }
+
   private code(): number {
     return this.pos < this.text.length ? this.text.charCodeAt(this.pos) : -1;
   }
@@ -109,11 +131,13 @@ class ConfParser {
   /** Spaces and tabs (and stray CR, which ends a line in libvirt's view but we treat as blank). */
   private skipBlanks(): void {
     const t = this.text;
-    while (this.pos < t.length) {
-      const c = t.charCodeAt(this.pos);
-      if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0c) this.pos++;
+    let p = this.pos;
+    while (p < t.length) {
+      const c = t.charCodeAt(p);
+      if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0c) p++;
       else break;
     }
+    this.pos = p;
   }
 
   private skipComment(): void {
@@ -135,7 +159,6 @@ class ConfParser {
   parse(): ConfEntry[] {
     const t = this.text;
     const entries: ConfEntry[] = [];
-    const seen = new Map<string, number>();
     // A UTF-8 BOM written by some editors is not content.
     if (t.charCodeAt(0) === 0xfeff) this.pos = 1;
     for (;;) {
@@ -145,8 +168,10 @@ class ConfParser {
       if (!isAlpha(this.code())) {
         this.fail(keyPos, `unexpected character ${describeChar(t, keyPos)}: expected a key name`);
       }
-      while (this.pos < t.length && isKeyChar(t.charCodeAt(this.pos))) this.pos++;
-      const key = t.slice(keyPos, this.pos);
+      let keyEnd = keyPos + 1;
+      while (keyEnd < t.length && isKeyChar(t.charCodeAt(keyEnd))) keyEnd++;
+      this.pos = keyEnd;
+      const key = t.slice(keyPos, keyEnd);
       const line = this.lineAt(keyPos);
 
       this.skipBlanks();
@@ -165,12 +190,12 @@ class ConfParser {
         this.fail(this.pos, `unexpected character ${describeChar(t, this.pos)} after the value of '${clip(key)}': expected end of line or ';'`);
       }
 
-      const first = seen.get(key);
+      const first = this.earlierLine(entries, key);
       if (first !== undefined) {
         this.fail(keyPos, `duplicate key '${clip(key)}': set on line ${first} and again on line ${line}`);
       }
-      seen.set(key, line);
       entries.push({ key, value, line });
+      this.index?.set(key, line);
     }
     return entries;
   }
@@ -192,9 +217,9 @@ class ConfParser {
   private parseString(): string {
     const t = this.text;
     const start = this.pos;
-    const q = t[start]!;
-    const triple = q + q + q;
-    if (t.startsWith(triple, start)) {
+    const qc = t.charCodeAt(start);
+    if (t.charCodeAt(start + 1) === qc && t.charCodeAt(start + 2) === qc) {
+      const triple = t.slice(start, start + 3);
       const close = t.indexOf(triple, start + 3);
       if (close === -1) this.fail(start, `unterminated string: no closing ${triple}`);
       this.pos = close + 3;
@@ -202,14 +227,14 @@ class ConfParser {
     }
     for (let i = start + 1; i < t.length; i++) {
       const c = t.charCodeAt(i);
-      if (c === q.charCodeAt(0)) {
+      if (c === qc) {
         this.pos = i + 1;
         return t.slice(start + 1, i);
       }
       // Only triple-quoted strings may span lines (a CR counts as a line end, as in libvirt).
       if (c === 0x0a || c === 0x0d) break;
     }
-    this.fail(start, `unterminated string: no closing ${q} on the same line`);
+    this.fail(start, `unterminated string: no closing ${t[start]} on the same line`);
   }
 
   private parseNumber(): number {
@@ -225,9 +250,10 @@ class ConfParser {
     while (p < t.length && isNumberChar(t.charCodeAt(p))) p++;
     const tok = t.slice(digitsStart, p);
     let n: number;
-    if (/^0[xX][0-9a-fA-F]+$/.test(tok)) n = parseInt(tok.slice(2), 16);
+    // Plain decimal first: it is nearly every number, and needs no regex.
+    if (isDecimalToken(tok)) n = parseInt(tok, 10);
+    else if (/^0[xX][0-9a-fA-F]+$/.test(tok)) n = parseInt(tok.slice(2), 16);
     else if (/^0[0-7]+$/.test(tok)) n = parseInt(tok.slice(1), 8);
-    else if (/^(0|[1-9][0-9]*)$/.test(tok)) n = parseInt(tok, 10);
     else {
       const shown = clip(t.slice(start, p));
       if (tok === '') this.fail(start, `invalid number '${shown}': no digits`);
@@ -350,7 +376,8 @@ export function confSet(file: ConfFile, key: string, value: ConfValue): void {
 }
 
 export function confGet(file: ConfFile, key: string): ConfValue | undefined {
-  return file.entries.find((e) => e.key === key)?.value;
+  for (const e of file.entries) if (e.key === key) return e.value;
+  return undefined;
 }
 
 function typeError(file: ConfFile, key: string, expected: string): VirtError {

@@ -143,11 +143,13 @@ test('test:///default through the CLI, in-process', async (t) => {
     fails(await run('setmem', 'cli-a', '1G'), 'setmem above the maximum', /^error: invalid argument: .*max/);
     assert.equal(fields(ok(await run('dominfo', 'cli-a'), 'dominfo'), 15).get('Used memory:'), '131072 KiB', 'unchanged');
     fails(await run('setmem', 'cli-a', '12Q'), 'setmem bad size', "error: Numeric value '12Q' for <size> option is malformed or out of range");
-    // The maximum of a running Xen guest is fixed; the next boot's can change.
-    fails(await run('setmaxmem', 'cli-a', '393216'), 'setmaxmem live', 'error: Unable to change MaxMemorySize', /^error: /);
+    // The next boot's maximum changes alone with --config.
     assert.equal(ok(await run('setmaxmem', 'cli-a', '384M', '--config'), 'setmaxmem --config'), '');
     assert.match(ok(await run('dumpxml', '--inactive', 'cli-a'), 'dumpxml'), /<memory unit='KiB'>393216<\/memory>/);
     assert.equal(fields(ok(await run('dominfo', 'cli-a'), 'dominfo'), 15).get('Max memory:'), '262144 KiB', 'live maximum unchanged');
+    // The live maximum of an inactive domain does not exist.
+    fails(await run('setmaxmem', 'hvm-bios', '393216', '--live'), 'setmaxmem --live of an inactive domain',
+      'error: Unable to change MaxMemorySize', 'error: Requested operation is not valid: domain is not running');
 
     assert.equal(ok(await run('vcpucount', 'cli-a'), 'vcpucount'),
       'maximum      config         2\nmaximum      live           2\ncurrent      config         2\ncurrent      live           2\n');
@@ -155,10 +157,14 @@ test('test:///default through the CLI, in-process', async (t) => {
     assert.equal(ok(await run('vcpucount', 'cli-a', '--live', '--active'), 'vcpucount --live'), '1\n');
     fails(await run('setvcpus', 'cli-a', '3'), 'setvcpus above the maximum', /^error: /);
     fails(await run('setvcpus', 'cli-a', '0'), 'setvcpus 0', "error: Can't set 0 processors for a VM");
+  });
+
+  await t.test('setvcpus --maximum --config raises the maximum only, as virDomainDefSetVcpusMax does', async () => {
+    // libvirt adds the new vcpus offline: virsh against libvirt prints current config 2 here.
     assert.equal(ok(await run('setvcpus', 'cli-a', '4', '--maximum', '--config'), 'setvcpus --maximum --config'), '');
+    assert.equal(ok(await run('vcpucount', 'cli-a', '--maximum', '--config'), 'vcpucount --maximum --config'), '4\n');
     assert.equal(ok(await run('vcpucount', 'cli-a'), 'vcpucount'),
       'maximum      config         4\nmaximum      live           2\ncurrent      config         2\ncurrent      live           1\n');
-    assert.equal(ok(await run('vcpucount', 'cli-a', '--maximum', '--config'), 'vcpucount --maximum --config'), '4\n');
   });
 
   await t.test('autostart and devices, live and config', async () => {
@@ -213,7 +219,8 @@ test('test:///default through the CLI, in-process', async (t) => {
     const core = join(tmp, 'cli-a.core');
     assert.equal(ok(await run('dump', 'cli-a', core), 'dump'), `\nDomain 'cli-a' dumped to ${core}\n`);
     assert.ok(statSync(core).size > 0, 'a real core file');
-    assert.equal(await state('cli-a'), 'running (restored)', 'dump leaves the domain running');
+    // libxl pauses the guest for a core dump without --live, then resumes it.
+    assert.equal(await state('cli-a'), 'running (unpaused)', 'dump leaves the domain running');
 
     assert.equal(ok(await run('managedsave', 'cli-a'), 'managedsave'), "\nDomain 'cli-a' state saved by libvirt\n");
     assert.equal(await state('cli-a'), 'shut off (saved)');
@@ -225,7 +232,7 @@ test('test:///default through the CLI, in-process', async (t) => {
     assert.equal(fields(ok(await run('dominfo', 'cli-a'), 'dominfo'), 15).get('Managed save:'), 'no');
     fails(await run('save', 'cli-a', join(tmp, 'no', 'such', 'dir', 'x.save')), 'save into a missing directory',
       `error: Failed to save domain 'cli-a' to ${join(tmp, 'no', 'such', 'dir', 'x.save')}`, /^error: /);
-    assert.equal(await state('cli-a'), 'running (restored)', 'a failed save leaves the domain running');
+    assert.match(await state('cli-a'), /^running /, 'a failed save leaves the domain running');
     fails(await run('restore', join(tmp, 'nothing.save')), 'restore a missing image',
       `error: Failed to restore domain from ${join(tmp, 'nothing.save')}`, /^error: /);
   });
@@ -356,7 +363,8 @@ test('test:///default through the real binary: layout, errors and the shell', as
   assert.match(bogusUri.stderr, /^error: failed to connect to the hypervisor\nerror: \S/);
   assert.deepEqual((JSON.parse(ok(json, 'json')) as Array<{ name: string }>)[0]!.name, 'Domain-0');
   assert.equal(shell.code, 0, shell.stderr);
-  assert.match(shell.stderr, /^error: Failed to define domain from .*\nerror: Failed to open file/);
+  // virsh reports an unreadable file by itself, without its "Failed to define" line.
+  assert.equal(shell.stderr, `error: Failed to open file '${join(tmpdir(), 'xenvirt-cli-shell-none.xml')}': No such file or directory\n`);
   assert.match(shell.stdout, /^Domain-0\n(.+\n)+running\n$/);
   assert.ok(!existsSync(join(tmpdir(), 'xenvirt-cli-shell-none.xml')));
 });

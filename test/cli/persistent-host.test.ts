@@ -40,9 +40,10 @@ test("the seed's four domains live a whole life on a persistent host", async (t)
 
   // Each define is its own process; the list afterwards is another.
   for (const d of seeds) assert.equal(ok(await x('define', d.file), 'define'), `Domain '${d.name}' defined from ${d.file}\n`);
-  assert.equal(ok(await x('list', '--all'), 'list --all'), [
+  const [listAll, listUuid] = await Promise.all([x('list', '--all'), x('list', '--all', '--uuid')]);
+  assert.equal(ok(listAll, 'list --all'), [
     ' Id   Name             State',
-    '-----------------------------------',
+    '---------------------------------',
     ' 0    Domain-0         running',
     ' -    fc8-bootloader   shut off',
     ' -    fc8-kernel       shut off',
@@ -50,7 +51,7 @@ test("the seed's four domains live a whole life on a persistent host", async (t)
     ' -    fv0-kernel       shut off',
     '',
   ].join('\n'));
-  const uuids = ok(await x('list', '--all', '--uuid'), 'list --uuid').split('\n');
+  const uuids = ok(listUuid, 'list --uuid').split('\n');
   assert.deepEqual(uuids.slice(1), [...seeds.map((d) => d.uuid), ''], 'same order as the table');
 
   await t.test('dumpxml of each is valid against libvirt\'s domain.rng, inactive and running', async (st) => {
@@ -98,7 +99,8 @@ test("the seed's four domains live a whole life on a persistent host", async (t)
       for (const d of seeds) {
         await watcher.waitFor(new RegExp(`event 'lifecycle' for domain '${d.name}': Stopped Shutdown\n`), 10000);
       }
-      for (const d of seeds) assert.equal(ok(await x('domstate', '--reason', d.name), 'domstate'), 'shut off (shutdown)\n');
+      const states = await Promise.all(seeds.map((d) => x('domstate', '--reason', d.name)));
+      for (const r of states) assert.equal(ok(r, 'domstate'), 'shut off (shutdown)\n');
     } finally {
       watcher.child.kill('SIGINT');
     }
@@ -119,8 +121,7 @@ test("the seed's four domains live a whole life on a persistent host", async (t)
 test('a persistent host: state carries across invocations, errors change nothing', async (t) => {
   const host = tempHost();
   const files = mkdtempSync(join(tmpdir(), 'xenvirt-cli-files-'));
-  const s = new Session(host.uri);
-  t.after(async () => { await s.close(); host.cleanup(); rmSync(files, { recursive: true, force: true }); });
+  t.after(() => { host.cleanup(); rmSync(files, { recursive: true, force: true }); });
   const x = (...argv: string[]) => xenvirt(['-c', host.uri, ...argv]);
   const uuid = '5eed0000-0000-4000-8000-000000000001';
   const keep = join(files, 'keep.xml');
@@ -130,9 +131,9 @@ test('a persistent host: state carries across invocations, errors change nothing
   const state = async () => ok(await x('domstate', '--reason', 'keep'), 'domstate').trim();
 
   await t.test('error paths: clear message, exit status 1, stored state unchanged', async () => {
-    const listBefore = ok(await x('list', '--all'), 'list');
-    const xmlBefore = ok(await x('dumpxml', '--inactive', 'keep'), 'dumpxml');
-    const infoBefore = ok(await x('dominfo', 'keep'), 'dominfo');
+    const snapshot = () => Promise.all([x('list', '--all'), x('dumpxml', '--inactive', 'keep'), x('dominfo', 'keep'), x('domuuid', 'keep')])
+      .then((rs) => rs.map((r, i) => ok(r, `snapshot ${i}`).replace(/CPU time:.*\n/, '')));
+    const before = await snapshot();
     const bad = join(files, 'bad.xml');
     writeFileSync(bad, "<domain type='xen'><name>x</name><memory>lots</memory></domain>");
     const dup = join(files, 'dup.xml');
@@ -149,10 +150,8 @@ test('a persistent host: state carries across invocations, errors change nothing
     fails(setmem, 'setmem above the maximum', /^error: invalid argument: .*max/);
     fails(invalid, 'define invalid XML', `error: Failed to define domain from ${bad}`, /^error: .*memory/);
     fails(duplicate, 'define a duplicate name with another UUID', `error: Failed to define domain from ${dup}`, /^error: .*'keep' already exists/);
-    assert.equal(ok(await x('list', '--all'), 'list'), listBefore);
-    assert.equal(ok(await x('dumpxml', '--inactive', 'keep'), 'dumpxml'), xmlBefore);
-    assert.equal(ok(await x('dominfo', 'keep'), 'dominfo').replace(/CPU time:.*\n/, ''), infoBefore.replace(/CPU time:.*\n/, ''));
-    assert.equal(ok(await x('domuuid', 'keep'), 'domuuid'), `${uuid}\n`);
+    assert.deepEqual(await snapshot(), before);
+    assert.equal(before[3], `${uuid}\n`);
   });
 
   await t.test('config changes, autostart and devices persist', async () => {
@@ -160,16 +159,24 @@ test('a persistent host: state carries across invocations, errors change nothing
     ok(await x('setvcpus', 'keep', '1', '--config'), 'setvcpus --config');
     ok(await x('autostart', 'keep'), 'autostart');
     ok(await x('attach-disk', 'keep', '/var/lib/xen/images/keep-data.img', 'xvdb', '--persistent'), 'attach-disk --persistent');
-    const inactive = ok(await x('dumpxml', '--inactive', 'keep'), 'dumpxml --inactive');
+    const [inactiveR, liveR, autoR, vcpuR] = await Promise.all([
+      x('dumpxml', '--inactive', 'keep'), x('dumpxml', 'keep'), x('list', '--all', '--autostart', '--name'), x('vcpucount', 'keep'),
+    ]);
+    const inactive = ok(inactiveR, 'dumpxml --inactive');
     assert.match(inactive, /<currentMemory unit='KiB'>131072<\/currentMemory>/);
     assert.match(inactive, /<vcpu placement='static' current='1'>2<\/vcpu>/);
     assert.match(inactive, /keep-data\.img/);
-    assert.match(ok(await x('dumpxml', 'keep'), 'dumpxml'), /keep-data\.img/, '--persistent reaches the running domain too');
-    assert.equal(ok(await x('list', '--all', '--autostart', '--name'), 'list --autostart'), 'keep\n');
-    assert.equal(ok(await x('vcpucount', 'keep'), 'vcpucount'),
+    assert.match(ok(liveR, 'dumpxml'), /keep-data\.img/, '--persistent reaches the running domain too');
+    assert.equal(ok(autoR, 'list --autostart'), 'keep\n');
+    assert.equal(ok(vcpuR, 'vcpucount'),
       'maximum      config         2\nmaximum      live           2\ncurrent      config         1\ncurrent      live           2\n');
-    // In-process reads on the same host agree with what other processes wrote.
-    assert.match(ok(await s.run(['dominfo', 'keep']), 'dominfo in-process'), /^Autostart:      enable$/m);
+    // An in-process connection to the same host agrees with what other processes wrote.
+    const s = new Session(host.uri);
+    try {
+      assert.match(ok(await s.run(['dominfo', 'keep']), 'dominfo in-process'), /^Autostart:      enable$/m);
+    } finally {
+      await s.close();
+    }
   });
 
   await t.test('save, restore, dump and managed save across invocations, with progress', async () => {
@@ -191,9 +198,48 @@ test('a persistent host: state carries across invocations, errors change nothing
     assert.equal(await state(), 'running (restored)');
   });
 
+  await t.test('host commands, a transient domain and device files, one process each', async () => {
+    // Several commands in one process through the shell, reading the host another process set up.
+    const shell = await xenvirt(['-c', host.uri], { input: 'version\nuri\nhostname\nnodeinfo\ncapabilities\nsysinfo\ndomid keep\n' });
+    assert.equal(shell.code, 0, shell.stderr);
+    assert.equal(shell.stderr, '');
+    assert.match(shell.stdout, /^Compiled against library: libvirt 9\.0\.0\nUsing library: libvirt 9\.0\.0\nUsing API: Xen 9\.0\.0\nRunning hypervisor: Xen \d+\.\d+\.\d+\n/);
+    assert.ok(shell.stdout.includes(`\n${host.uri}\n`), 'uri prints the connection URI');
+    assert.match(shell.stdout, /\nCPU model: {11}\S+\nCPU\(s\): {14}\d+\n/);
+    assert.match(shell.stdout, /\n<capabilities>\n[^]*<\/capabilities>\n\n<sysinfo type='smbios'>[^]*<\/sysinfo>\n[1-9]\d*\n$/);
+
+    const tmp = join(files, 'tmp1.xml');
+    writeFileSync(tmp, smallDomainXml('tmp1', '5eed0000-0000-4000-8000-000000000002', 131072));
+    assert.equal(ok(await x('create', tmp), 'create'), `Domain 'tmp1' created from ${tmp}\n`);
+    assert.equal(ok(await x('list', '--transient', '--name'), 'list --transient'), 'tmp1\n');
+    const id = ok(await x('domid', 'tmp1'), 'domid').trim();
+    assert.equal(ok(await x('domname', id), 'domname'), 'tmp1\n');
+    assert.equal(ok(await x('reboot', 'tmp1'), 'reboot'), "Domain 'tmp1' is being rebooted\n");
+    await eventually(async () => assert.equal(ok(await x('domstate', '--reason', 'tmp1'), 'domstate'), 'running (booted)\n'), 10000, 100);
+    // Xen rebuilds a rebooted guest under a new domain id.
+    const newId = ok(await x('domid', 'tmp1'), 'domid').trim();
+    assert.notEqual(newId, id);
+    assert.equal(ok(await x('destroy', newId), 'destroy by id'), "Domain 'tmp1' destroyed\n");
+    fails(await x('domstate', 'tmp1'), 'a destroyed transient domain is gone', "error: failed to get domain 'tmp1'");
+
+    const mac = '00:16:3e:5e:ed:01';
+    assert.equal(ok(await x('attach-interface', 'keep', 'bridge', 'xenbr0', '--mac', mac, '--config'), 'attach-interface'), 'Interface attached successfully\n');
+    assert.match(ok(await x('dumpxml', '--inactive', 'keep'), 'dumpxml'), new RegExp(`<mac address='${mac}'/>`));
+    const nic = join(files, 'nic.xml');
+    writeFileSync(nic, `<interface type='bridge'>\n  <mac address='${mac}'/>\n  <source bridge='xenbr0'/>\n</interface>\n`);
+    assert.equal(ok(await x('detach-device', 'keep', nic, '--config'), 'detach-device'), 'Device detached successfully\n');
+    assert.doesNotMatch(ok(await x('dumpxml', '--inactive', 'keep'), 'dumpxml'), new RegExp(mac));
+    assert.equal(ok(await x('attach-device', 'keep', nic, '--persistent'), 'attach-device --persistent'), 'Device attached successfully\n');
+    const [live, config] = await Promise.all([x('dumpxml', 'keep'), x('dumpxml', '--inactive', 'keep')]);
+    assert.match(ok(live, 'dumpxml'), new RegExp(mac));
+    assert.match(ok(config, 'dumpxml --inactive'), new RegExp(mac));
+    assert.equal(ok(await x('setmaxmem', 'keep', '512M', '--config'), 'setmaxmem --config'), '');
+    assert.match(ok(await x('dumpxml', '--inactive', 'keep'), 'dumpxml --inactive'), /<memory unit='KiB'>524288<\/memory>/);
+  });
+
   await t.test('shutdown completes although the process that asked has exited', async () => {
     ok(await x('shutdown', 'keep'), 'shutdown');
-    await eventually(async () => assert.equal(await state(), 'shut off (shutdown)'), 10000, 100);
+    await eventually(async () => assert.equal(await state(), 'shut off (shutdown)'), 10000, 50);
     ok(await x('undefine', 'keep'), 'undefine');
     fails(await x('dominfo', 'keep'), 'gone', "error: failed to get domain 'keep'");
   });

@@ -25,10 +25,6 @@ const DESTROY_GRACEFUL = 1;
 
 const fileOption = (help: string) => ({ name: 'file', type: 'string', positional: true, required: true, help }) as const;
 
-async function readXmlFile(io: CommandIo, file: string): Promise<string> {
-  return readInput(file, io.stdin);
-}
-
 export const define: Command = {
   name: 'define',
   group: GROUP,
@@ -39,7 +35,7 @@ export const define: Command = {
   ],
   async run(args, io) {
     const file = String(args.file);
-    const xml = await readXmlFile(io, file);
+    const xml = await readInput(file, io.stdin);
     const conn = await connect(io);
     const dom = await withContext(io, `Failed to define domain from ${file}`,
       () => conn.defineXml(xml, flag(args, 'validate') ? DEFINE_VALIDATE : 0));
@@ -99,7 +95,7 @@ export const create: Command = {
   ],
   async run(args, io) {
     const file = String(args.file);
-    const xml = await readXmlFile(io, file);
+    const xml = await readInput(file, io.stdin);
     const conn = await connect(io);
     const dom = await withContext(io, `Failed to create domain from ${file}`, () => conn.createXml(xml, startFlags(args)));
     printExtra(io, `Domain '${dom.name}' created from ${file}\n`);
@@ -241,7 +237,7 @@ export const save: Command = {
   async run(args, io) {
     const to = String(args.file);
     const { conn, dom } = await domainArg(io, args);
-    const xml = args.xml !== undefined ? await readXmlFile(io, String(args.xml)) : undefined;
+    const xml = args.xml !== undefined ? await readInput(String(args.xml), io.stdin) : undefined;
     await withContext(io, `Failed to save domain '${dom.name}' to ${to}`,
       () => withProgress(io, 'Save', showProgress(io, args), conn, 'save', () => conn.save(dom, to, xml, saveFlags(args))));
     printExtra(io, `\nDomain '${dom.name}' saved to ${to}\n`);
@@ -262,7 +258,7 @@ export const restore: Command = {
   ],
   async run(args, io) {
     const from = String(args.file);
-    const xml = args.xml !== undefined ? await readXmlFile(io, String(args.xml)) : undefined;
+    const xml = args.xml !== undefined ? await readInput(String(args.xml), io.stdin) : undefined;
     const conn = await connect(io);
     await withContext(io, `Failed to restore domain from ${from}`,
       () => withProgress(io, 'Restore', showProgress(io, args), conn, 'restore', () => conn.restore(from, xml, saveFlags(args))));

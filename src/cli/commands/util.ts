@@ -278,7 +278,6 @@ export async function withProgress<T>(
   const timer = unsubscribe ? undefined : setTimeout(() => line(0), 500);
   try {
     const result = await call();
-    last = -1;
     line(100);
     return result;
   } catch (e) {
