@@ -60,11 +60,15 @@ function badValue(file: string, key: string, want: string): VirtError {
   return new VirtError('CONF_SYNTAX', `${file}: '${key}' must be ${want}`, ErrorDomain.CONF);
 }
 
-/** The socket `npm start` and a bare `xenvirtd` use: per user, in the runtime directory. */
+/**
+ * The socket `npm start` and a bare `xenvirtd` use, per user: $XDG_RUNTIME_DIR/xenvirt/xenvirtd-sock,
+ * else /tmp/xenvirt-UID/xenvirtd-sock. (As root, `--socket /run/libvirt/libvirt-sock` makes plain
+ * `virsh -c xen:///system` and `test+unix:///default` find it, see design facts §4.)
+ */
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
-  const base = env['XDG_RUNTIME_DIR'] || path.join(os.tmpdir(), `xenvirtd-${uid}`);
-  return path.join(base, 'xenvirt', 'xenvirtd-sock');
+  const base = env['XDG_RUNTIME_DIR'] ? path.join(env['XDG_RUNTIME_DIR'], 'xenvirt') : path.join(os.tmpdir(), `xenvirt-${uid}`);
+  return path.join(base, 'xenvirtd-sock');
 }
 
 export function defaultConfig(): DaemonConfig {

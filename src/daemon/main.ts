@@ -4,9 +4,14 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { VirtError } from '../errors.js';
 import { loadConfigFile, resolveConfig, type ConfigOverrides, type DaemonConfig } from './config.js';
 import { XenvirtDaemon } from './server.js';
+import { isXenControlDomain } from '../driver/open.js';
+
+/** bin/xenvirt of this checkout (dist/src/daemon/main.js -> bin/xenvirt). */
+const XENVIRT_BIN = fileURLToPath(new URL('../../../bin/xenvirt', import.meta.url));
 
 const USAGE = `usage: xenvirtd [options]
 
@@ -79,7 +84,7 @@ export function reachText(c: DaemonConfig): string {
     c.socketRoPath ? `  read-only socket:  ${c.socketRoPath}` : '  read-only socket:  (none)',
     `  state:             ${c.stateDir ? path.join(c.stateDir, 'test-default') : 'in memory (use --state-dir DIR to keep it)'}`,
     '',
-    '  with xenvirt:  xenvirt -c ' + q(rw) + ' list --all',
+    `  with xenvirt:  ${XENVIRT_BIN} -c ${q(rw)} list --all`,
     '  with virsh:    virsh -c ' + q(rw) + ' list --all',
   ];
   if (c.socketRoPath) lines.push('  read-only:     virsh -r -c ' + q(`test+unix:///default?socket=${c.socketRoPath}`) + ' list --all');
@@ -105,7 +110,8 @@ export async function main(argv: string[], io: MainIo = defaultIo): Promise<numb
     io.stderr(`xenvirtd: cannot start: ${(e as Error).message}\n`);
     return 1;
   }
-  io.stdout(`xenvirtd: ready, serving test:///default (a simulated Xen host) on ${config.socketPath}\n${reachText(config)}`);
+  const xen = isXenControlDomain() ? ' and xen:///system' : '';
+  io.stdout(`xenvirtd: ready, serving test:///default (a simulated Xen host)${xen} on ${config.socketPath}\n${reachText(config)}`);
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (sig: string) => {

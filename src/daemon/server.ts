@@ -89,7 +89,7 @@ export class XenvirtDaemon implements DaemonServices {
   }
 
   private async listen(sockPath: string, readOnly: boolean, perms: number): Promise<void> {
-    fs.mkdirSync(path.dirname(sockPath), { recursive: true, mode: 0o755 });
+    checkSocketDir(path.dirname(sockPath));
     await removeStaleSocket(sockPath);
     const server = net.createServer({ pauseOnConnect: true }, (sock) => this.accept(sock, readOnly));
     await new Promise<void>((resolve, reject) => {
@@ -208,6 +208,19 @@ export class XenvirtDaemon implements DaemonServices {
     await Promise.all([...this.active].map((s) => s.drain(timeout)));
     this.callbacks.clear();
     await this.hub.close();
+  }
+}
+
+/**
+ * Create the socket's directory if needed. An existing one must belong to us (or root): in a
+ * shared place such as /tmp another user could otherwise have prepared it for us.
+ */
+function checkSocketDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const st = fs.lstatSync(dir);
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  if (!st.isDirectory() || (st.uid !== uid && st.uid !== 0)) {
+    throw new VirtError('OPERATION_FAILED', `cannot listen in '${dir}': it is not a directory owned by this user or root`);
   }
 }
 

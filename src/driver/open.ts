@@ -108,7 +108,7 @@ function openXen(p: ParsedUri): Promise<Connection> {
 }
 
 async function openRemote(p: ParsedUri): Promise<Connection> {
-  let mod: { openRemote?: (uri: string, parsed: ParsedUri) => Promise<Connection> } | undefined;
+  let mod: { openRemote?: (uri: ParsedUri | string) => Promise<Connection> } | undefined;
   try {
     const spec = new URL('../rpc/client.js', import.meta.url).href;
     mod = (await import(spec)) as typeof mod;
@@ -118,7 +118,7 @@ async function openRemote(p: ParsedUri): Promise<Connection> {
   if (typeof mod?.openRemote !== 'function') {
     throw noConnect(p.uri, `remote transport not available yet (the ${p.effectiveTransport ?? 'remote'} client is not implemented in this build)`);
   }
-  return mod.openRemote(p.uri, p);
+  return mod.openRemote(p);
 }
 
 /** Open a connection to the URI (or the default one). */

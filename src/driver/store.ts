@@ -119,11 +119,15 @@ abstract class BaseStore implements KvStore {
     return out;
   }
 
-  inTransaction(): boolean { return this.als.getStore() !== undefined; }
+  inTransaction(): boolean {
+    const tx = this.als.getStore();
+    return tx !== undefined && !tx.finished;
+  }
 
   async transaction<T>(fn: (tx: Tx) => T | Promise<T>): Promise<T> {
     const outer = this.als.getStore();
-    if (outer) return fn(outer);
+    // a timer or promise born inside a finished transaction still carries its context
+    if (outer && !outer.finished) return fn(outer);
     if (this.closed) throw new VirtError('INVALID_CONN', 'invalid connection pointer in the state store: it is closed');
     const release = await this.mutex.lock();
     let durable: Promise<void> | undefined;
@@ -134,10 +138,12 @@ abstract class BaseStore implements KvStore {
       try {
         result = await this.als.run(tx, () => fn(tx));
       } catch (e) {
+        tx.finished = true;
         tx.rollback();
         this.end();
         throw e;
       }
+      tx.finished = true;
       try {
         durable = this.commit(tx.batch());
       } finally {
@@ -192,6 +198,8 @@ abstract class BaseStore implements KvStore {
 }
 
 class TxImpl implements Tx {
+  /** set once committed or rolled back: later work in its async context starts afresh */
+  finished = false;
   private readonly undo = new Map<string, string | undefined>();
   private readonly puts = new Map<string, string | null>();
   private readonly events: StoreEvent[] = [];

@@ -112,26 +112,24 @@ export interface SeedDomain { kind: string; name: string; uuid: string; file: st
 
 /**
  * The seed's four examples with names and UUIDs made unique (the seed reuses `fv0`, `fc8` and
- * one UUID), written to `dir`. `prefix` keeps several copies apart on one host.
+ * one UUID), written to `dir`, in the order `list` sorts them.
  */
-export function seedDomains(dir: string, prefix = ''): SeedDomain[] {
+export function seedDomains(dir: string): SeedDomain[] {
   const kinds: Array<[string, string, string]> = [
     ['pv-bootloader', 'fc8-bootloader', '8f07fe28-753f-2729-d76d-bdbd892f0001'],
     ['pv-direct-kernel', 'fc8-kernel', '8f07fe28-753f-2729-d76d-bdbd892f0002'],
     ['hvm-bios', 'fv0-bios', '4dea22b3-1d52-d8f3-2516-782e98ab0003'],
     ['hvm-direct-kernel', 'fv0-kernel', '4dea22b3-1d52-d8f3-2516-782e98ab0004'],
   ];
-  return kinds.map(([kind, base, uuid], i) => {
-    const name = prefix + base;
-    const id = prefix ? uuid.slice(0, -4) + (0x100 * (prefix.length + 1) + i).toString(16).padStart(4, '0') : uuid;
+  return kinds.map(([kind, name, uuid]) => {
     let xml = readFileSync(join(SEED_DIR, `${kind}.xml`), 'utf8');
     xml = xml.replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`);
     xml = /<uuid>/.test(xml)
-      ? xml.replace(/<uuid>[^<]*<\/uuid>/, `<uuid>${id}</uuid>`)
-      : xml.replace(/(<name>[^<]*<\/name>)/, `$1\n  <uuid>${id}</uuid>`);
+      ? xml.replace(/<uuid>[^<]*<\/uuid>/, `<uuid>${uuid}</uuid>`)
+      : xml.replace(/(<name>[^<]*<\/name>)/, `$1\n  <uuid>${uuid}</uuid>`);
     const file = join(dir, `${name}.xml`);
     writeFileSync(file, xml);
-    return { kind, name, uuid: id, file, xml };
+    return { kind, name, uuid, file, xml };
   });
 }
 
