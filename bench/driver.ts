@@ -2,8 +2,10 @@
  * Driver benchmarks on a persistent simulated host (test:///TMPDIR), where every define and
  * undefine is durable (fdatasync'd) before it returns:
  *
- *   define_undefine_pairs      durable define+undefine pairs per second, 16 clients at once
- *   define_undefine_pairs_seq  the same, one client (each call waits for its own flush)
+ *   define_undefine_pairs      durable define+undefine pairs per second, 64 clients at once
+ *                              (as a daemon serves them: concurrent calls share each flush)
+ *   define_undefine_pairs_16_clients, define_undefine_pairs_1_client
+ *                              the same with fewer clients (one client waits for every flush)
  *   define_10000               time to define 10,000 domains
  *   list_all_10000             listAllDomains(ACTIVE|INACTIVE) with 10,000 defined (median of 20)
  *   reopen_10000               opening that host again in a fresh driver (load + replay)
@@ -61,9 +63,10 @@ async function main(): Promise<void> {
   try {
     const uri = `test://${dir}`;
     const c = await openConnection(uri);
-    await pairs(c, 16, 500, 'warm');
-    report('define_undefine_pairs', Math.round(await pairs(c, 16, 6000, 'p')), 'pairs/s');
-    report('define_undefine_pairs_seq', Math.round(await pairs(c, 1, 600, 's')), 'pairs/s');
+    await pairs(c, 16, 1000, 'warm');
+    report('define_undefine_pairs', Math.round(await pairs(c, 64, 8000, 'p')), 'pairs/s');
+    report('define_undefine_pairs_16_clients', Math.round(await pairs(c, 16, 4000, 'q')), 'pairs/s');
+    report('define_undefine_pairs_1_client', Math.round(await pairs(c, 1, 600, 's')), 'pairs/s');
 
     const N = 10_000;
     let next = 0;

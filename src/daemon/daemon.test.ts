@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { XdrReader } from '../rpc/xdr.js';
 import { KEEPALIVE_PROGRAM, KeepaliveProcedure, REMOTE_PROGRAM } from '../rpc/protocol.js';
 import { openRemote } from '../rpc/client.js';
+import { openConnection } from '../driver/open.js';
 import { RemoteProcedure as P } from '../rpc/generated/remote-procedures.js';
 import * as T from '../rpc/generated/remote-types.js';
 import { Dispatcher } from '../rpc/dispatcher.js';
@@ -418,6 +419,39 @@ test('graceful stop: sockets removed, clients disconnected; a persistent host su
   assert.equal(fs.existsSync(sock), true);
   daemon = await XenvirtDaemon.start(resolveConfig({ socketPath: sock, socketRoPath: '' }));
   await daemon.stop();
+});
+
+test("a persistent host: other processes' changes to the state directory show through the daemon", async () => {
+  const dir = tempDir();
+  const stateDir = path.join(dir, 'state');
+  const sock = path.join(dir, 'sock');
+  const daemon = await XenvirtDaemon.start(resolveConfig({ socketPath: sock, stateDir }));
+  let local: Awaited<ReturnType<typeof openConnection>> | undefined;
+  try {
+    const conn = await openRemote(uriFor(sock), { keepalive: false });
+    const seen: string[] = [];
+    await conn.onLifecycle((e) => seen.push(`${e.domain.name} ${e.event}`));
+    assert.equal((await conn.listAllDomains()).length, 5);
+    // xenvirt -c test:///STATE/test-default, in another "process" (its own store instance)
+    local = await openConnection(`test://${stateDir}/test-default`);
+    await local.defineXml("<domain type='xen'><name>foreign</name><memory unit='KiB'>65536</memory><vcpu>1</vcpu><os><type>linux</type><kernel>/k</kernel></os></domain>");
+    // visible on the next call (the daemon watches the directory), and its event is relayed
+    let found = false;
+    for (let i = 0; i < 50 && !found; i++) {
+      found = (await conn.listAllDomains()).some((d) => d.name === 'foreign');
+      if (!found) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(found, true);
+    for (let i = 0; i < 100 && !seen.includes('foreign 0'); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(seen, ['foreign 0']);
+    // and the other way round
+    await conn.undefine(await conn.lookupByName('foreign'));
+    await assert.rejects(local.lookupByName('foreign'), /Domain not found/);
+    await conn.close();
+  } finally {
+    await local?.close();
+    await daemon.stop();
+  }
 });
 
 test('config file: libvirtd.conf syntax, known keys, errors that name the key', () => {

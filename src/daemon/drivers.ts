@@ -2,26 +2,29 @@
  * The hypervisor drivers a daemon serves, opened once and shared by every client, as libvirtd
  * shares its driver state between connections:
  *
- * - `test:///default`: the simulated Xen host. Without a state directory it lives in memory for
- *   the daemon's lifetime; with one it is kept there (definitions survive a daemon restart) and
- *   starts out, the first time, with the same guests as the in-memory host.
+ * - `test:///default`: the simulated Xen host, one per daemon. Without a state directory it
+ *   lives in memory for the daemon's lifetime; with one it is kept there (definitions survive a
+ *   daemon restart) and starts out, the first time, with the same guests as xenvirt's
+ *   in-process test:///default.
  * - `xen:///system` (also `xen:///` and `libxl:///system`): the Xen driver, available only on a
  *   Xen control domain; elsewhere CONNECT_OPEN gets libvirtd's "libxenlight state driver is not
  *   active" (code 1, domain LIBXL) with an explanation.
  *
  * CONNECT_OPEN's name selects the driver; an empty name means the daemon's default URI.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Connection, LifecycleEvent } from '../driver/connection.js';
 import { openConnection, isXenControlDomain } from '../driver/open.js';
 import { LocalConnection } from '../driver/local.js';
 import { XenDriver } from '../driver/driver.js';
-import { DirStore } from '../driver/store.js';
+import { DirStore, MemoryStore, type KvStore, type StoreEvent, type Tx } from '../driver/store.js';
 import { SimHost } from '../hypervisor/sim/host.js';
 import { DEFAULT_GUESTS } from '../hypervisor/sim/fixtures.js';
 import { parseUri } from '../uri/parse.js';
 import { VirtError } from '../errors.js';
 import { noConnectDriver } from './errors.js';
+import type { RemoteNonnullDomain } from '../rpc/generated/remote-types.js';
 
 /** The key prefixes the driver and the simulator keep in a state directory (as src/driver/open.ts). */
 const STORE_PREFIXES = ['config', 'autostart', 'run', 'sim', 'driver'];
@@ -33,6 +36,9 @@ export interface DriverEntry {
   /** What CONNECT_GET_URI reports. */
   readonly uri: string;
   readonly conn: Connection;
+  /** Reply caches (only for drivers whose store the daemon versions). */
+  readonly xmlCache?: ReplyCache<string>;
+  readonly listCache?: ReplyCache<RemoteNonnullDomain[]>;
 }
 
 export interface DriverHubOptions {
@@ -102,8 +108,7 @@ export class DriverHub {
 
   private async openTest(): Promise<DriverEntry> {
     const dir = this.testStateDir;
-    if (!dir) return { kind: 'test', uri: 'test:///default', conn: await openConnection('test:///default') };
-    const store = await DirStore.open(dir, { prefixes: STORE_PREFIXES });
+    const store = new VersionedStore(dir ? await DirStore.open(dir, { prefixes: STORE_PREFIXES }) : new MemoryStore());
     let driver: XenDriver;
     try {
       const backend = await SimHost.open(store);
@@ -111,7 +116,7 @@ export class DriverHub {
         uri: 'test:///default',
         store,
         backend,
-        // Only a new directory gets them (the driver checks): a fresh host looks like test:///default.
+        // Only a new store gets them (the driver checks): a fresh host looks like test:///default.
         preload: DEFAULT_GUESTS.map((g) => ({ xml: g.xml, autostart: g.autostart ?? false })),
       });
     } catch (e) {
@@ -119,7 +124,7 @@ export class DriverHub {
       throw e;
     }
     const conn = new LocalConnection(driver, 'test:///default', () => driver.close());
-    return { kind: 'test', uri: 'test:///default', conn };
+    return { kind: 'test', uri: 'test:///default', conn, xmlCache: new ReplyCache(store), listCache: new ReplyCache(store, 64) };
   }
 
   private async openXen(): Promise<DriverEntry> {
@@ -140,5 +145,132 @@ export class DriverHub {
         // closing is best effort at shutdown
       }
     }
+  }
+}
+
+/**
+ * The daemon's view of the simulated host's store, with two additions:
+ *
+ * - A state version, bumped whenever anything can have changed: a transaction starting or
+ *   ending (every write the driver and the simulator make is one), a blob written, another
+ *   process's change applied, the directory changing on disk. Replies computed from the state
+ *   (a domain's XML, the domain list) are cached against it (ReplyCache).
+ *
+ * - For a state directory, a cheaper refresh. The driver asks the store to pick up other
+ *   processes' changes before every read (a stat of the log each time), which on a daemon
+ *   answering thousands of calls a second is most of the cost of a lookup. The directory is
+ *   watched instead (inotify): refresh does the real work only after something in it changed,
+ *   or once a second in case a notification was missed. Writes are unaffected: every
+ *   transaction still takes the lock and applies everyone else's changes first.
+ */
+export class VersionedStore implements KvStore {
+  /** Bumped on every possible change of state. */
+  version = 0;
+  /** Transactions in progress (their changes are visible before they commit). */
+  private busy = 0;
+  private changedOnDisk = true;
+  private lastRefresh = 0;
+  private watcher: fs.FSWatcher | undefined;
+  private readonly offChange: () => void;
+
+  constructor(private readonly inner: KvStore, private readonly maxStaleMs = 1000) {
+    this.offChange = inner.onChange(() => { this.version++; });
+    if (inner.dir) {
+      try {
+        this.watcher = fs.watch(inner.dir, { persistent: false }, () => {
+          this.changedOnDisk = true;
+          this.version++;
+        });
+        this.watcher.on('error', () => { this.watcher = undefined; this.changedOnDisk = true; this.version++; });
+      } catch {
+        this.watcher = undefined; // no inotify: refresh every time, cache nothing
+      }
+    }
+  }
+
+  /** True when the state cannot have changed since `version` was read. */
+  unchangedSince(version: number): boolean {
+    if (this.busy > 0 || version !== this.version) return false;
+    if (!this.inner.persistent) return true;
+    return this.watcher !== undefined && Date.now() - this.lastRefresh < this.maxStaleMs;
+  }
+
+  get persistent(): boolean { return this.inner.persistent; }
+  get dir(): string | undefined { return this.inner.dir; }
+  get(key: string): string | undefined { return this.inner.get(key); }
+  keys(prefix: string): string[] { return this.inner.keys(prefix); }
+  inTransaction(): boolean { return this.inner.inTransaction(); }
+
+  async transaction<T>(fn: (tx: Tx) => T | Promise<T>): Promise<T> {
+    this.busy++;
+    this.version++;
+    try {
+      return await this.inner.transaction(fn);
+    } finally {
+      this.busy--;
+      this.version++;
+    }
+  }
+
+  refresh(): void {
+    if (!this.inner.persistent) return;
+    const now = Date.now();
+    if (this.watcher && !this.changedOnDisk && now - this.lastRefresh < this.maxStaleMs) return;
+    this.changedOnDisk = false;
+    this.lastRefresh = now;
+    this.inner.refresh();
+  }
+
+  onChange(fn: (key: string, value: string | undefined) => void): () => void { return this.inner.onChange(fn); }
+  onEvent(fn: (e: StoreEvent) => void): () => void { return this.inner.onEvent(fn); }
+  async writeBlob(name: string, data: Buffer): Promise<void> {
+    this.version++;
+    try { await this.inner.writeBlob(name, data); } finally { this.version++; }
+  }
+  readBlob(name: string): Buffer | undefined { return this.inner.readBlob(name); }
+  hasBlob(name: string): boolean { return this.inner.hasBlob(name); }
+  async removeBlob(name: string): Promise<void> {
+    this.version++;
+    try { await this.inner.removeBlob(name); } finally { this.version++; }
+  }
+  blobPath(name: string): string | undefined { return this.inner.blobPath(name); }
+  checkpoint(): Promise<void> { return this.inner.checkpoint(); }
+
+  async close(): Promise<void> {
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.offChange();
+    this.version++;
+    await this.inner.close();
+  }
+}
+
+/**
+ * Replies that depend only on the driver's state (a domain's XML for given flags, the domain
+ * list for given flags), kept until the state version moves. Nothing is cached while a
+ * transaction is in flight, nor a value computed across a change.
+ */
+export class ReplyCache<T> {
+  private map = new Map<string, T>();
+  private version = -1;
+
+  constructor(private readonly store: VersionedStore, private readonly max = 4096) {}
+
+  /** The cached value, or compute it (and keep it if the state held still meanwhile). */
+  async get(key: string, compute: () => Promise<T>): Promise<T> {
+    const v = this.store.version;
+    if (this.version !== v || !this.store.unchangedSince(v)) {
+      this.map.clear();
+      this.version = v;
+    } else {
+      const hit = this.map.get(key);
+      if (hit !== undefined) return hit;
+    }
+    const value = await compute();
+    if (this.store.unchangedSince(v) && this.version === v) {
+      if (this.map.size >= this.max) this.map.clear();
+      this.map.set(key, value);
+    }
+    return value;
   }
 }

@@ -158,8 +158,10 @@ const IMPL: Impl = {
 
   // -- lists and lookups ----------------------------------------------------------------------
   CONNECT_LIST_ALL_DOMAINS: async ({ need_results, flags }, s) => {
-    const doms = await conn(s).listAllDomains(flags);
-    return { domains: need_results ? doms.map(toWire) : [], ret: doms.length };
+    const e = s.entry!;
+    const list = () => e.conn.listAllDomains(flags).then((doms) => doms.map(toWire));
+    const doms = e.listCache ? await e.listCache.get(String(flags), list) : await list();
+    return { domains: need_results ? doms : [], ret: doms.length };
   },
   CONNECT_NUM_OF_DOMAINS: async (_a, s) => ({ num: (await conn(s).listAllDomains(ListFlags.ACTIVE)).length }),
   CONNECT_NUM_OF_DEFINED_DOMAINS: async (_a, s) => ({ num: (await conn(s).listAllDomains(ListFlags.INACTIVE)).length }),
@@ -186,7 +188,12 @@ const IMPL: Impl = {
     const st = await conn(s).getState(fromWire(dom));
     return { state: st.state, reason: st.reason };
   },
-  DOMAIN_GET_XML_DESC: async ({ dom, flags }, s) => ({ xml: await conn(s).getXmlDesc(fromWire(dom), flags) }),
+  DOMAIN_GET_XML_DESC: async ({ dom, flags }, s) => {
+    const e = s.entry!;
+    const xml = () => e.conn.getXmlDesc(fromWire(dom), flags);
+    // The driver finds the domain by UUID alone: the UUID and the flags determine the answer.
+    return { xml: e.xmlCache ? await e.xmlCache.get(`${dom.uuid.toString('hex')}/${flags}`, xml) : await xml() };
+  },
   DOMAIN_GET_OS_TYPE: async ({ dom }, s) => ({ type: await conn(s).getOsType(fromWire(dom)) }),
   DOMAIN_IS_ACTIVE: async ({ dom }, s) => ({ active: bool(await conn(s).isActive(fromWire(dom))) }),
   DOMAIN_IS_PERSISTENT: async ({ dom }, s) => ({ persistent: bool(await conn(s).isPersistent(fromWire(dom))) }),

@@ -49,7 +49,8 @@ export async function startDaemonProcess(opts: { dir?: string; stateDir?: string
   const args = [XENVIRTD, '--socket', socket];
   if (opts.stateDir) args.push('--state-dir', opts.stateDir);
   args.push(...(opts.args ?? []));
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // stdin stays open while we live: if this process dies, the daemon sees EOF and stops
+  const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, XENVIRTD_STOP_ON_STDIN_EOF: '1' } });
   let out = '';
   let err = '';
   proc.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });

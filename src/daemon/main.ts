@@ -128,6 +128,11 @@ export async function main(argv: string[], io: MainIo = defaultIo): Promise<numb
       );
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
+    // Tests and benchmarks run the daemon with XENVIRTD_STOP_ON_STDIN_EOF=1 and a pipe on
+    // stdin: if they die without stopping it, the pipe closes and the daemon stops too.
+    if (process.env['XENVIRTD_STOP_ON_STDIN_EOF'] === '1') {
+      process.stdin.on('end', () => stop('end of stdin')).on('error', () => stop('end of stdin')).resume();
+    }
     process.on('SIGINT', () => stop('SIGINT'));
     // libvirtd reloads its drivers on SIGHUP; xenvirtd has nothing to reload.
     process.on('SIGHUP', () => {});

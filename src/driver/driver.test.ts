@@ -466,6 +466,7 @@ for (const host of hosts) {
       'invalid argument: requested vcpus is greater than max allowable vcpus for the domain: 16 > 8');
     await c.setVcpus(d, 6, VcpuFlags.MAXIMUM | VcpuFlags.CONFIG);
     assert.equal(await c.getVcpusFlags(d, VcpuFlags.MAXIMUM | VcpuFlags.CONFIG), 6);
+    assert.equal(await c.getVcpusFlags(d, VcpuFlags.CONFIG), 2, 'the new vcpus come offline');
     await c.setVcpus(d, 3, VcpuFlags.CONFIG);
     assert.equal(await c.getVcpusFlags(d, VcpuFlags.CONFIG), 3);
     await c.create(d);

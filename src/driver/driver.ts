@@ -76,7 +76,6 @@ export interface DriverOptions {
   preload?: Array<{ xml: string; autostart?: boolean }>;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class XenDriver {
   readonly uri: string;
@@ -1116,8 +1115,11 @@ export class XenDriver {
       if (f & VcpuFlags.CONFIG) {
         const cfg = cloneDomain(obj.configDef());
         if (f & VcpuFlags.MAXIMUM) {
+          // virDomainDefSetVcpusMax: new vcpus come offline, fewer ones take online ones away
+          const online = Math.min(cfg.vcpu.current ?? cfg.vcpu.count, count);
           cfg.vcpu.count = count;
-          if (cfg.vcpu.current !== undefined && cfg.vcpu.current >= count) delete cfg.vcpu.current;
+          if (online === count) delete cfg.vcpu.current;
+          else cfg.vcpu.current = online;
         } else if (count === cfg.vcpu.count) delete cfg.vcpu.current;
         else cfg.vcpu.current = count;
         t.put(configKey(obj.name), formatDomainXml(cfg, { inactive: true, secure: true }), cfg);
@@ -1286,11 +1288,6 @@ export class XenDriver {
   }
 
   // ---------------------------------------------------------------------------------------
-
-  /** Wait until no job is pending on any domain (tests, orderly shutdown). */
-  async idle(): Promise<void> {
-    await sleep(0);
-  }
 
   async close(): Promise<void> {
     if (this.closed) return;

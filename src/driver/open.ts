@@ -20,6 +20,7 @@ import { XenDriver, type DriverOptions } from './driver.js';
 import { LocalConnection } from './local.js';
 import { SimHost } from '../hypervisor/sim/host.js';
 import { DEFAULT_GUESTS } from '../hypervisor/sim/fixtures.js';
+import { startXendDriver, xendTarget } from '../hypervisor/xend/open.js';
 import { parseUri, resolveDefaultUri, type ParsedUri } from '../uri/parse.js';
 import { internalError, invalidArg, noConnect } from './errors.js';
 
@@ -97,6 +98,9 @@ function openXen(p: ParsedUri): Promise<Connection> {
   if (p.path !== '' && p.path !== '/' && p.path !== '/system') {
     throw internalError(`unexpected Xen URI path '${p.path}', try xen:///system`);
   }
+  // Xen 3.x: XenD named by ?xend=, or found on a host without xl (src/hypervisor/xend/open.ts)
+  const xend = xendTarget(p);
+  if (xend) return acquire(xend.key, () => startXendDriver(xend), xend.uri);
   if (!isXenControlDomain()) {
     throw internalError(
       'libxenlight state driver is not active: this machine is not a Xen host ' +

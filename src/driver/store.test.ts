@@ -172,3 +172,23 @@ test('DirStore: concurrent transactions share flushes and all become durable', a
 test('DirStore: a relative path is refused', async () => {
   await assert.rejects(DirStore.open('relative/dir', { prefixes: PREFIXES }), /must be an absolute path/);
 });
+
+test('DirStore: transactions go on during a checkpoint; what changed meanwhile is carried over', async () => {
+  const dir = tmpDir();
+  const s = await DirStore.open(dir, { prefixes: PREFIXES, closeCheckpointMaxDirty: 0 });
+  for (let i = 0; i < 50; i++) await s.transaction((tx) => tx.put(`config/k${i}.xml`, 'old'));
+  const cp = s.checkpoint();
+  await s.transaction((tx) => { tx.put('config/k0.xml', 'new'); tx.del('config/k1.xml'); });
+  await cp;
+  assert.equal(s.get('config/k0.xml'), 'new');
+  await s.close();
+  const r = await DirStore.open(dir, { prefixes: PREFIXES });
+  assert.equal(r.get('config/k0.xml'), 'new');
+  assert.equal(r.get('config/k1.xml'), undefined);
+  assert.equal(r.get('config/k49.xml'), 'old');
+  await r.checkpoint();
+  assert.equal(fs.readFileSync(path.join(dir, 'config', 'k0.xml'), 'utf8'), 'new');
+  assert.ok(!fs.existsSync(path.join(dir, 'config', 'k1.xml')));
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'config')).filter((f) => f.startsWith('.')), [], 'no temp files left');
+  await r.close();
+});

@@ -259,6 +259,7 @@ export class MemoryStore extends BaseStore {
 // DirStore
 
 const WAL = 'wal';
+const NEWLINE = Buffer.from('\n');
 const LOCK = 'lock';
 const HEADER_MAGIC = '#xenvirt-wal 1';
 
@@ -456,8 +457,9 @@ export class DirStore extends BaseStore {
     for (const ent of fs.readdirSync(abs, { withFileTypes: true })) {
       const childAbs = path.join(abs, ent.name);
       if (ent.name.startsWith('.')) {
-        // the temp file of a write a crash interrupted (we hold the lock: nobody is writing it)
-        if (ent.name.includes('.tmp-')) fs.rmSync(childAbs, { force: true });
+        // the temp file of a write a crash interrupted (a live process's checkpoint may be at work)
+        const owner = /\.tmp-(\d+)(?:-\d+)?$/.exec(ent.name);
+        if (owner && !pidAlive(Number(owner[1]))) fs.rmSync(childAbs, { force: true });
         continue;
       }
       const childRel = `${rel}/${ent.name}`;
@@ -652,8 +654,8 @@ export class DirStore extends BaseStore {
     const rec: { w: string; p?: Array<[string, string | null]>; e?: StoreEvent[] } = { w: this.writerId };
     if (b.puts.length) rec.p = b.puts;
     if (b.events.length) rec.e = b.events;
-    const json = JSON.stringify(rec);
-    const line = Buffer.from(`${crc32(json).toString(16).padStart(8, '0')} ${json}\n`);
+    const json = Buffer.from(JSON.stringify(rec));
+    const line = Buffer.concat([Buffer.from(`${crc32(json).toString(16).padStart(8, '0')} `), json, NEWLINE]);
     this.pending.push(line);
     this.pendingBytes += line.length;
     this.walPos += line.length;
@@ -684,32 +686,73 @@ export class DirStore extends BaseStore {
 
   async checkpoint(): Promise<void> {
     if (this.checkpointing) return this.checkpointing;
-    this.checkpointing = this.exclusive(async () => {
-      const held = this.lockToken !== undefined;
-      await this.acquireLock();
-      try {
-        this.writeOut();
-        if (!held) this.catchUp(true);
-        await this.materialize();
-      } finally {
-        this.releaseLock();
-      }
-    }).finally(() => { this.checkpointing = undefined; });
+    this.checkpointing = this.runCheckpoint().finally(() => { this.checkpointing = undefined; });
     return this.checkpointing;
   }
 
-  private async materialize(): Promise<void> {
-    const keys = [...this.dirty];
-    const dirs = new Set<string>();
-    const temps: Array<[string, string]> = [];
-    // 1. every new value in a temp file beside its target, flushed
-    const writeOne = async (key: string) => {
-      const value = this.cache.get(key);
-      if (value === undefined) return;
+  /** Take the lock (if not ours already), write out our lines and apply everyone else's. */
+  private async lockedCatchUp(): Promise<void> {
+    const held = this.lockToken !== undefined;
+    await this.acquireLock();
+    this.writeOut();
+    if (!held) this.catchUp(true);
+  }
+
+  /**
+   * A checkpoint in three steps, holding the lock only for the short ones: note what the log
+   * is ahead of; write those values to flushed temp files while transactions go on; then,
+   * locked, rename the ones nobody changed meanwhile into place and start a new log that
+   * carries the rest.
+   */
+  private async runCheckpoint(): Promise<void> {
+    const snap = await this.exclusive(async () => {
+      await this.lockedCatchUp();
+      const m = new Map<string, string | undefined>();
+      for (const k of this.dirty) m.set(k, this.cache.get(k));
+      return m;
+    });
+    if (this.closed) return;
+    const temps = await this.writeTemps(snap);
+    await this.exclusive(async () => {
+      if (this.closed) {
+        for (const tmp of temps.values()) fs.rmSync(tmp, { force: true });
+        return;
+      }
+      await this.lockedCatchUp();
+      const dirs = new Set<string>();
+      for (const [key, value] of snap) {
+        const tmp = temps.get(key);
+        if (this.cache.get(key) !== value) {
+          if (tmp) fs.rmSync(tmp, { force: true }); // changed meanwhile: the new log carries it
+          continue;
+        }
+        const target = this.p(key);
+        try {
+          if (value === undefined) fs.unlinkSync(target);
+          else if (tmp) fs.renameSync(tmp, target);
+          else continue;
+          dirs.add(path.dirname(target));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          if (value !== undefined) continue; // our temp file went missing: keep it in the log
+        }
+        this.dirty.delete(key);
+      }
+      for (const d of dirs) fsyncDir(d);
+      await this.rotateWal();
+    });
+  }
+
+  /** Flushed temp files beside their targets for the values of `snap`. */
+  private async writeTemps(snap: Map<string, string | undefined>): Promise<Map<string, string>> {
+    const temps = new Map<string, string>();
+    const queue = [...snap].filter(([, v]) => v !== undefined) as Array<[string, string]>;
+    let n = 0;
+    const writeOne = async (key: string, value: string) => {
       const target = this.p(key);
       const dir = path.dirname(target);
       fs.mkdirSync(dir, { recursive: true });
-      const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}`);
+      const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${n++}`);
       const fh = await fs.promises.open(tmp, 'w', 0o644);
       try {
         await fh.writeFile(value);
@@ -717,37 +760,34 @@ export class DirStore extends BaseStore {
       } finally {
         await fh.close();
       }
-      temps.push([tmp, target]);
+      temps.set(key, tmp);
     };
-    const queue = keys.slice();
-    const workers = Array.from({ length: Math.min(16, queue.length) }, async () => {
-      for (let k = queue.shift(); k !== undefined; k = queue.shift()) await writeOne(k);
+    const workers = Array.from({ length: Math.min(4, queue.length) }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await writeOne(item[0], item[1]);
     });
-    await Promise.all(workers);
-    // 2. renames and removals, then the directories
-    for (const [tmp, target] of temps) {
-      fs.renameSync(tmp, target);
-      dirs.add(path.dirname(target));
+    try {
+      await Promise.all(workers);
+    } catch (e) {
+      for (const tmp of temps.values()) fs.rmSync(tmp, { force: true });
+      throw e;
     }
-    for (const key of keys) {
-      if (this.cache.has(key)) continue;
-      try {
-        fs.unlinkSync(this.p(key));
-        dirs.add(path.dirname(this.p(key)));
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      }
-    }
-    for (const d of dirs) fsyncDir(d);
-    // 3. a fresh log: only now can the old records go
+    return temps;
+  }
+
+  /** Replace the log by one holding only the keys whose files are still behind (locked). */
+  private async rotateWal(): Promise<void> {
     await this.wal.idle();
-    const gen = Date.now();
-    writeFileDurable(this.p(WAL), `${HEADER_MAGIC} ${gen}\n`, 0o600);
+    let content = `${HEADER_MAGIC} ${Date.now()}\n`;
+    if (this.dirty.size) {
+      const p: Array<[string, string | null]> = [...this.dirty].map((k) => [k, this.cache.get(k) ?? null]);
+      const json = JSON.stringify({ w: this.writerId, p });
+      content += `${crc32(Buffer.from(json)).toString(16).padStart(8, '0')} ${json}\n`;
+    }
+    writeFileDurable(this.p(WAL), content, 0o600);
     const old = this.wal;
     const fd = fs.openSync(this.p(WAL), 'r+');
     this.wal = this.newWal(fd);
     this.walPos = fs.fstatSync(fd).size;
-    this.dirty.clear();
     await old.close();
   }
 

@@ -376,8 +376,38 @@ export function confSet(file: ConfFile, key: string, value: ConfValue): void {
 }
 
 export function confGet(file: ConfFile, key: string): ConfValue | undefined {
+  if (file instanceof IndexedConfFile) return file.byKey.get(key)?.value;
   for (const e of file.entries) if (e.key === key) return e.value;
   return undefined;
+}
+
+/** A ConfFile with its keys in a Map; see indexConf(). */
+class IndexedConfFile implements ConfFile {
+  readonly entries: ConfEntry[];
+  /** The first entry of each key, which is the one confGet answers with. */
+  readonly byKey = new Map<string, ConfEntry>();
+  declare readonly fileName?: string;
+
+  constructor(file: ConfFile) {
+    this.entries = file.entries;
+    if (file.fileName !== undefined) this.fileName = file.fileName;
+    // Backwards, so that the first entry of a key is the one left in the map.
+    const entries = file.entries;
+    for (let i = entries.length - 1; i >= 0; i--) this.byKey.set(entries[i]!.key, entries[i]!);
+  }
+}
+
+/**
+ * The same file with a key index, for a reader that looks up many keys (a converter asks
+ * for some 60). Without it each lookup compares the key with every entry's key, and those,
+ * sliced from the parsed text, are never the identical string, so every comparison reads
+ * characters: that cost more than the whole conversion.
+ *
+ * The index is a snapshot of which keys exist: use it for one read-only pass over the file
+ * (values replaced in the entries stay visible, added or removed entries do not).
+ */
+export function indexConf(file: ConfFile): ConfFile {
+  return file instanceof IndexedConfFile ? file : new IndexedConfFile(file);
 }
 
 function typeError(file: ConfFile, key: string, expected: string): VirtError {

@@ -25,6 +25,7 @@ import {
   confSet,
   confString,
   formatConf,
+  indexConf,
   parseConf,
 } from './conf.js';
 import {
@@ -897,7 +898,8 @@ function parseDeviceModelArgs(conf: ConfFile, dom: Domain): void {
 // ---------------------------------------------------------------------------------------
 
 /** xl configuration -> domain model (before postParse), as libvirt's xenParseXL builds it. */
-export function xlToDomain(conf: ConfFile): Domain {
+export function xlToDomain(file: ConfFile): Domain {
+  const conf = indexConf(file);
   const dom = newXenDomain(conf);
   parseConfigCommon(conf, dom, FORMAT);
   parseOs(conf, dom);

@@ -6,7 +6,9 @@
  * extra/root for PV guests), the `disk` list in xm's "SOURCE,TARGET[:cdrom],MODE" syntax,
  * the HVM floppies `fda`/`fdb` and the HVM `usbdevice`.
  */
-import { type ConfFile, type ConfValue, confList, confNumber, confSet, confString, formatConf, parseConf } from './conf.js';
+import {
+  type ConfFile, type ConfValue, confGet, confList, confNumber, confSet, confString, formatConf, indexConf, parseConf,
+} from './conf.js';
 import {
   type XenFormatOptions,
   FLOPPY_DRIVES,
@@ -137,7 +139,7 @@ export function parseXmDisk(entry: string, hvm: boolean): DiskDevice {
 }
 
 function parseDisks(conf: ConfFile, dom: Domain): void {
-  const v = conf.entries.find((e) => e.key === 'disk')?.value;
+  const v = confGet(conf, 'disk');
   if (v === undefined) return;
   if (v.type !== 'list') throw typeError(conf, 'disk', 'a string list');
   const hvm = dom.os.type === 'hvm';
@@ -177,7 +179,8 @@ function parseInputs(conf: ConfFile, dom: Domain): void {
  * What libvirt's xenParseXM puts in its domain definition for an xm config. The driver's
  * post-parse defaults (postParse) still have to be applied before formatting XML.
  */
-export function xmToDomain(conf: ConfFile): Domain {
+export function xmToDomain(file: ConfFile): Domain {
+  const conf = indexConf(file);
   const dom = newXenDomain(conf);
   parseConfigCommon(conf, dom, 'xen-xm');
   parseOs(conf, dom);

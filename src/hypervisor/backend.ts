@@ -98,6 +98,25 @@ export interface StartOptions {
   paused?: boolean;
 }
 
+/** One vcpu of a running domain (virVcpuInfo plus its affinity). */
+export interface VcpuInfo {
+  number: number;
+  state: 'offline' | 'running' | 'blocked';
+  /** nanoseconds */
+  cpuTime: bigint;
+  /** host cpu it runs on, -1 when offline */
+  cpu: number;
+  /** host cpus it may run on */
+  cpumap: number[];
+}
+
+export interface SchedulerParams {
+  /** 'credit', 'credit2', 'sedf', ... */
+  scheduler: string;
+  weight?: number;
+  cap?: number;
+}
+
 /** Reports bytes done out of a total, for save / restore / dump progress. */
 export type ProgressFn = (processed: number, total: number) => void;
 
@@ -149,6 +168,22 @@ export interface HypervisorBackend {
   detachDisk(domid: number, disk: DiskDevice): Promise<void>;
   attachInterface(domid: number, nic: InterfaceDevice): Promise<void>;
   detachInterface(domid: number, nic: InterfaceDevice): Promise<void>;
+
+  // Optional capabilities: a backend that lacks one leaves it undefined, and the driver
+  // answers the matching API with "not supported".
+
+  /** Per-vcpu state and affinity (virDomainGetVcpus). */
+  vcpuInfo?(domid: number): Promise<VcpuInfo[]>;
+  /** Restrict one vcpu to the given host cpus (virDomainPinVcpu). */
+  pinVcpu?(domid: number, vcpu: number, cpus: number[]): Promise<void>;
+  /** The host's scheduler and the domain's parameters under it (virDomainGetSchedulerParameters). */
+  schedulerParams?(domid: number): Promise<SchedulerParams>;
+  /** Change credit scheduler parameters; omitted ones stay as they are. */
+  setSchedulerParams?(domid: number, params: { weight?: number; cap?: number }): Promise<void>;
+  /** Insert, change or eject the medium of a live CD-ROM or floppy (virDomainUpdateDeviceFlags). */
+  changeMedia?(domid: number, disk: DiskDevice): Promise<void>;
+  /** The definition of a running domain as the hypervisor describes it (for domains the driver did not start). */
+  describe?(domid: number): Promise<Domain | undefined>;
 
   /**
    * The driver has subscribed and loaded its state: from now on the backend may deliver

@@ -84,6 +84,15 @@ test('shutdown and reboot complete later, as events with Xen\'s reason', async (
   assert.equal((await sim.info(a))!.state, 'shutdown');
   assert.equal((await sim.info(a))!.shutdownReason, 'poweroff');
   await assert.rejects(sim.shutdown(a, 'poweroff'), /already shut down/);
+  // a paused guest acts on the request only once it runs again
+  const c = await sim.start(guest('c'));
+  await sim.pause(c);
+  await sim.shutdown(c, 'poweroff');
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal((await sim.info(c))!.state, 'paused');
+  await sim.unpause(c);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal((await sim.info(c))!.state, 'shutdown');
   await sim.close();
 });
 

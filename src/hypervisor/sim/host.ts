@@ -474,6 +474,7 @@ export class SimHost implements HypervisorBackend {
     d.state = 'running';
     this.startClock(d);
     await this.putDom(d);
+    if (d.pending) this.schedule(d);
   }
 
   /** Sleep in proportion to `bytes` at the configured rate, reporting progress. */
@@ -728,13 +729,14 @@ export class SimHost implements HypervisorBackend {
   /** Carry out every request whose time has come, each in its own transaction. */
   async processDue(): Promise<void> {
     if (this.closed) return;
-    const due = this.doms().filter((d) => d.pending && d.pending.due <= Date.now());
+    // a paused guest cannot act on a request: it waits until it runs again
+    const due = this.doms().filter((d) => d.pending && d.pending.due <= Date.now() && d.state !== 'paused');
     for (const { domid } of due) {
       await this.store.transaction(async (tx) => {
         const raw = tx.get(domKey(domid));
         if (!raw) return;
         const d = JSON.parse(raw) as DomRecord;
-        if (!d.pending || d.pending.due > Date.now() || d.busy) return; // someone else did it
+        if (!d.pending || d.pending.due > Date.now() || d.busy || d.state === 'paused') return; // not (or no longer) due
         const reason: XenShutdownReason = d.pending.kind;
         delete d.pending;
         this.stopClock(d);
