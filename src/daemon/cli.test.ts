@@ -42,8 +42,9 @@ test('define, start, destroy, undefine, and an event, through the daemon', async
   const file = path.join(d.dir, 'cli-guest.xml');
   fs.writeFileSync(file, "<domain type='xen'><name>cli-guest</name><memory unit='KiB'>65536</memory><vcpu>1</vcpu><os><type>linux</type><kernel>/boot/vmlinuz</kernel></os></domain>\n");
   assert.match(await ok(['define', file]), /Domain 'cli-guest' defined from /);
-  const events = xenvirt(['event', '--event', 'lifecycle', '--loop', '--timeout', '3']);
-  await new Promise((r) => setTimeout(r, 1000));
+  const events = xenvirt(['event', '--event', 'lifecycle', '--loop', '--timeout', '8']);
+  // time for node to start and register (generous: CI machines can be busy)
+  await new Promise((r) => setTimeout(r, 3000));
   assert.match(await ok(['start', 'cli-guest']), /Domain 'cli-guest' started/);
   assert.match(await ok(['domstate', 'cli-guest']), /^running/);
   assert.match(await ok(['destroy', 'cli-guest']), /Domain 'cli-guest' destroyed/);

@@ -40,7 +40,7 @@ async function lookup(c: RawClient, name: string): Promise<T.RemoteNonnullDomain
 }
 
 test('handshake as libvirtd answers it (facts §2)', async () => {
-  const { daemon, socket } = await startDaemon();
+  const { daemon, socket, stop } = await startDaemon();
   try {
     const c = await RawClient.connect(socket);
     const auth = replyValue((await c.call(P.AUTH_LIST))!, T.RemoteAuthListRet);
@@ -81,12 +81,12 @@ test('handshake as libvirtd answers it (facts §2)', async () => {
     assert.equal((await d.call(P.CONNECT_CLOSE))?.header.status, MessageStatus.OK);
     assert.equal(await d.waitClosed(), true);
   } finally {
-    await daemon.stop();
+    await stop();
   }
 });
 
 test('CONNECT_OPEN routes by URI', async () => {
-  const { daemon, socket } = await startDaemon();
+  const { daemon, socket, stop } = await startDaemon();
   try {
     const cases: Array<[string, number, number, RegExp]> = [
       ['xen:///system', 1, 41, /^internal error: libxenlight state driver is not active/],
@@ -113,12 +113,12 @@ test('CONNECT_OPEN routes by URI', async () => {
     assert.equal(replyValue((await c.call(P.CONNECT_GET_URI))!, T.RemoteConnectGetUriRet).uri, 'test:///default?keepalive_interval=7');
     c.close();
   } finally {
-    await daemon.stop();
+    await stop();
   }
 });
 
 test("libvirtd's error replies: unknown procedure, program, version; undecodable payload; unsupported API", async () => {
-  const { daemon, socket } = await startDaemon();
+  const { daemon, socket, stop } = await startDaemon();
   try {
     const c = await opened(socket);
     let p = (await c.call(9999))!;
@@ -160,12 +160,12 @@ test("libvirtd's error replies: unknown procedure, program, version; undecodable
     assert.equal(replyValue((await c.call(P.CONNECT_GET_TYPE))!, T.RemoteConnectGetTypeRet).type, 'Xen');
     c.close();
   } finally {
-    await daemon.stop();
+    await stop();
   }
 });
 
 test('read-only connections: reads work, every state change is refused as libvirtd refuses it', async () => {
-  const { daemon, socket, roSocket } = await startDaemon();
+  const { daemon, socket, roSocket, stop } = await startDaemon();
   try {
     // on the -ro socket the open is read-only whatever the flags; on the rw socket flag 1 does it
     for (const [sock, flags] of [[roSocket, 0], [socket, 1]] as const) {
@@ -191,12 +191,12 @@ test('read-only connections: reads work, every state change is refused as libvir
       c.close();
     }
   } finally {
-    await daemon.stop();
+    await stop();
   }
 });
 
 test('events: callback ids from one daemon-wide counter, lifecycle MESSAGEs to every registered client', async () => {
-  const { daemon, socket } = await startDaemon();
+  const { daemon, socket, stop } = await startDaemon();
   try {
     const a = await opened(socket);
     const b = await opened(socket);
@@ -239,12 +239,12 @@ test('events: callback ids from one daemon-wide counter, lifecycle MESSAGEs to e
     a.close();
     b.close();
   } finally {
-    await daemon.stop();
+    await stop();
   }
 });
 
 test('hostile input: each gets an error reply or a closed connection, and others are still served', async () => {
-  const { daemon, socket } = await startDaemon({ handshakeTimeout: 1 });
+  const { daemon, socket, stop } = await startDaemon({ handshakeTimeout: 1 });
   try {
     const good = await opened(socket);
     const stillServed = async () => {
@@ -297,12 +297,12 @@ test('hostile input: each gets an error reply or a closed connection, and others
     await stillServed();
     good.close();
   } finally {
-    await daemon.stop();
+    await stop();
   }
 });
 
 test('keepalive: the daemon PINGs a silent client that asked for keepalive, and drops it when PINGs go unanswered', async () => {
-  const { daemon, socket } = await startDaemon({ keepaliveInterval: 1, keepaliveCount: 1 });
+  const { daemon, socket, stop } = await startDaemon({ keepaliveInterval: 1, keepaliveCount: 1 });
   try {
     // a client that never asked is left alone
     const quiet = await opened(socket);
@@ -331,7 +331,7 @@ test('keepalive: the daemon PINGs a silent client that asked for keepalive, and 
     assert.equal(live.closed, false);
     live.close();
   } finally {
-    await daemon.stop();
+    await stop();
   }
 });
 
@@ -364,7 +364,7 @@ test('limits: 5 calls in flight per client; clients over max_clients wait for a 
     server.close();
   }
 
-  const { daemon, socket } = await startDaemon({ maxClients: 1 });
+  const { daemon, socket, stop } = await startDaemon({ maxClients: 1 });
   try {
     const first = await opened(socket);
     const second = await RawClient.connect(socket);
@@ -375,7 +375,7 @@ test('limits: 5 calls in flight per client; clients over max_clients wait for a 
     assert.ok(await second.next((p) => p.header.serial === serial, 3000), 'served once the first leaves');
     second.close();
   } finally {
-    await daemon.stop();
+    await stop();
   }
 });
 

@@ -77,11 +77,15 @@ export async function startDaemonProcess(opts: { dir?: string; stateDir?: string
 }
 
 /** An in-process daemon on a fresh socket (fast, and its config can be tuned per test). */
-export async function startDaemon(over: ConfigOverrides = {}, log?: (m: string) => void): Promise<{ daemon: XenvirtDaemon; dir: string; socket: string; roSocket: string }> {
+export async function startDaemon(over: ConfigOverrides = {}, log?: (m: string) => void): Promise<{ daemon: XenvirtDaemon; dir: string; socket: string; roSocket: string; stop(): Promise<void> }> {
   const dir = tempDir();
   const socket = path.join(dir, 'sock');
   const daemon = await XenvirtDaemon.start(resolveConfig({ socketPath: socket, ...over }), { log });
-  return { daemon, dir, socket, roSocket: `${socket}-ro` };
+  const stop = async () => {
+    await daemon.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return { daemon, dir, socket, roSocket: `${socket}-ro`, stop };
 }
 
 export interface RunResult { code: number | null; stdout: string; stderr: string }

@@ -213,9 +213,9 @@ test('domxml-from-native xen-xm (the seed rhel5pv file) and domxml-to-native', a
 
 test('event --all --loop --timeout catches lifecycle events made by another client', async (t) => {
   if (!requireTool(t, 'virsh')) return;
-  const events = virsh(d!.uri, ['event', '--all', '--loop', '--timeout', '4']);
+  const events = virsh(d!.uri, ['event', '--all', '--loop', '--timeout', '5']);
   // give virsh time to register its 27 callbacks
-  await new Promise((r) => setTimeout(r, 1200));
+  await new Promise((r) => setTimeout(r, 2000));
   await ok(['start', 'pv-kernel']);
   await ok(['suspend', 'pv-kernel']);
   await ok(['destroy', 'pv-kernel']);

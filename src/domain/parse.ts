@@ -123,10 +123,16 @@ function memoryOf(n: Node): number {
 }
 
 const UUID_DASHES = [8, 13, 18, 23] as const;
+const MAC_COLONS = [2, 5, 8, 11, 14] as const;
+
+/** A UUID as libvirt prints it (lower-case, dashed): the form nearly every input uses. */
+export const isCanonicalUuid = (s: string): boolean => isCanonical(s, 36, 45, UUID_DASHES);
+/** A MAC address as libvirt prints it (six lower-case two-digit groups). */
+export const isCanonicalMac = (s: string): boolean => isCanonical(s, 17, 58, MAC_COLONS);
 
 export function parseUuid(s: string): string | undefined {
   const t = s.trim();
-  if (isCanonical(t, 36, 45, UUID_DASHES)) return t;
+  if (isCanonicalUuid(t)) return t;
   const hex = t.replace(/-/g, '').toLowerCase();
   if (!/^[0-9a-f]{32}$/.test(hex)) return undefined;
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
@@ -607,11 +613,9 @@ function parseController(n: Node): ControllerDevice {
   return c;
 }
 
-const MAC_COLONS = [2, 5, 8, 11, 14] as const;
-
 function parseMac(n: Node, s: string): string {
   const t = s.trim();
-  if (isCanonical(t, 17, 58, MAC_COLONS)) return t;
+  if (isCanonicalMac(t)) return t;
   const m = t.toLowerCase();
   if (!/^[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}$/.test(m)) n.fail(`invalid MAC address '${s}'`);
   return m.split(':').map((p) => p.padStart(2, '0')).join(':');

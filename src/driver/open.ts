@@ -21,7 +21,8 @@ import { LocalConnection } from './local.js';
 import { SimHost } from '../hypervisor/sim/host.js';
 import { DEFAULT_GUESTS } from '../hypervisor/sim/fixtures.js';
 import { startXendDriver, xendTarget } from '../hypervisor/xend/open.js';
-import { parseUri, resolveDefaultUri, type ParsedUri } from '../uri/parse.js';
+import { startXlDriver, xlTarget } from '../hypervisor/xl/open.js';
+import { formatUri, parseUri, resolveDefaultUri, type ParsedUri } from '../uri/parse.js';
 import { internalError, invalidArg, noConnect } from './errors.js';
 
 export const FALLBACK_URI = 'xen:///system';
@@ -78,7 +79,7 @@ function openTest(p: ParsedUri): Promise<Connection> {
   if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) {
     throw invalidArg(`test driver state '${dir}' is not a directory (test:///DIR keeps a simulated host in a directory)`);
   }
-  const canonical = `test://${p.path}`;
+  const canonical = formatUri({ scheme: 'test', path: p.path, params: [] });
   return acquire(`test:${dir}`, async () => {
     const store = await DirStore.open(dir, { prefixes: STORE_PREFIXES });
     return simDriver(canonical, store, false);
@@ -108,7 +109,9 @@ function openXen(p: ParsedUri): Promise<Connection> {
       "Use 'test:///default' for a simulated Xen host, or a remote URI such as 'xen+ssh://root@HOST/system'",
     );
   }
-  throw internalError('the xl backend for a real Xen host is not implemented yet: use test:///default or a remote URI for now');
+  // Xen >= 4 with the xl toolstack (src/hypervisor/xl/open.ts)
+  const xl = xlTarget(p);
+  return acquire(xl.key, () => startXlDriver(xl), xl.uri);
 }
 
 async function openRemote(p: ParsedUri): Promise<Connection> {

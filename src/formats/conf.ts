@@ -77,6 +77,8 @@ class ConfParser {
   // newline keeps line counting linear even on one huge line of `a=1;b=2;...`.
   private line = 1;
   private nextNewline = -2;
+  /** Position of the first CR in the text (-1: none; -2: not looked for yet). */
+  private firstCR = -2;
   /** Key -> line, built only for files with many keys (see earlierLine). */
   private index: Map<string, number> | undefined;
 
@@ -122,6 +124,17 @@ class ConfParser {
     // Comparing lengths first skips most full string comparisons.
     for (const e of entries) if (e.key.length === key.length && e.key === key) return e.line;
     return undefined;
+  }
+
+  /** The first LF or CR after `pos`, or -1. */
+  private lineEndAfter(pos: number): number {
+    const t = this.text;
+    const lf = t.indexOf('\n', pos + 1);
+    // CRs are rare: look for them only in a text that has one.
+    if (this.firstCR === -2) this.firstCR = t.indexOf('\r');
+    if (this.firstCR === -1) return lf;
+    const cr = t.indexOf('\r', pos + 1);
+    return cr === -1 || (lf !== -1 && lf < cr) ? lf : cr;
   }
 
   private code(): number {
@@ -225,16 +238,15 @@ class ConfParser {
       this.pos = close + 3;
       return t.slice(start + 3, close);
     }
-    for (let i = start + 1; i < t.length; i++) {
-      const c = t.charCodeAt(i);
-      if (c === qc) {
-        this.pos = i + 1;
-        return t.slice(start + 1, i);
-      }
-      // Only triple-quoted strings may span lines (a CR counts as a line end, as in libvirt).
-      if (c === 0x0a || c === 0x0d) break;
+    // Only triple-quoted strings may span lines (a CR counts as a line end, as in libvirt).
+    // Searching for the quote and the line end natively beats walking the characters here.
+    const close = t.indexOf(qc === 0x22 ? '"' : "'", start + 1);
+    const lineEnd = this.lineEndAfter(start);
+    if (close === -1 || (lineEnd !== -1 && lineEnd < close)) {
+      this.fail(start, `unterminated string: no closing ${t[start]} on the same line`);
     }
-    this.fail(start, `unterminated string: no closing ${t[start]} on the same line`);
+    this.pos = close + 1;
+    return t.slice(start + 1, close);
   }
 
   private parseNumber(): number {

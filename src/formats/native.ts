@@ -20,7 +20,7 @@ export function isNativeFormat(s: string): s is NativeFormat {
 
 function checkFormat(format: string): asserts format is NativeFormat {
   if (!isNativeFormat(format)) {
-    throw new VirtError('INVALID_ARG', `unsupported config type ${format} (expected one of ${NATIVE_FORMATS.join(', ')})`);
+    throw new VirtError('INVALID_ARG', `invalid argument: unsupported config type ${format} (expected one of ${NATIVE_FORMATS.join(', ')})`);
   }
 }
 

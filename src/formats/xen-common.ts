@@ -41,6 +41,7 @@ import {
   type SoundDevice,
   emptyDevices,
 } from '../domain/types.js';
+import { isCanonicalMac, isCanonicalUuid } from '../domain/parse.js';
 
 export type XenFormat = 'xen-xm' | 'xen-xl';
 
@@ -184,6 +185,7 @@ function parseGuestType(conf: ConfFile): Domain['os']['type'] {
 function parseUuidKey(conf: ConfFile): string {
   const s = getString(conf, 'uuid');
   if (s === undefined) return randomUUID();
+  if (isCanonicalUuid(s)) return s;
   // Dashes and blanks may separate any two hex digit pairs.
   const t = s.trim();
   const hex = t.replace(/[- ]/g, '');
@@ -312,6 +314,7 @@ function parseTimeOffset(conf: ConfFile, dom: Domain): void {
 // ---- vif -------------------------------------------------------------------------------
 
 function parseMac(mac: string): string {
+  if (isCanonicalMac(mac)) return mac;
   const parts = mac.split(':');
   if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{1,2}$/.test(p))) {
     throw internal(`malformed mac address '${mac}'`);
@@ -345,7 +348,8 @@ function parseVifBridge(net: InterfaceDevice, bridge: string, entry: string): vo
  * does not scale, and a lower-case 'b' divides by 8.
  */
 function parseVifRate(rate: string): number {
-  const amount = rate.split('@')[0]!;
+  const at = rate.indexOf('@');
+  const amount = at === -1 ? rate : rate.slice(0, at);
   const m = /^([0-9]+)([GMK]?)([Bb])\/s$/.exec(amount);
   if (!m) throw internal(`Invalid rate '${rate}' specified`);
   let n = Number(m[1]);
@@ -373,18 +377,36 @@ function netModel(model: string): string | undefined {
   return model;
 }
 
+/** C's isspace(): what libvirt skips before a vif key. */
+const isCSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
 function parseVif(entry: string, netfrontType: string): InterfaceDevice {
-  const fields: Record<string, string> = {};
-  for (const keyval of entry.split(',')) {
-    const eq = keyval.indexOf('=');
-    if (eq === -1) throw internal(`malformed vif entry '${entry}': '${keyval}' is not key=value`);
-    const key = keyval.slice(0, eq).replace(/^[ \t\n\v\f\r]+/, '');
-    // A repeated key: the last one wins, as in libvirt.
-    if (['mac', 'bridge', 'script', 'model', 'type', 'vifname', 'ip', 'rate'].includes(key)) {
-      fields[key] = keyval.slice(eq + 1);
+  let mac, bridge, script, model, type, vifname, ip, rate: string | undefined;
+  // Comma-separated key=value items, walked in place (no split): a repeated key's last
+  // value wins, as in libvirt; unknown keys are ignored.
+  for (let start = 0; ;) {
+    const comma = entry.indexOf(',', start);
+    const end = comma === -1 ? entry.length : comma;
+    const eq = entry.indexOf('=', start);
+    if (eq === -1 || eq > end) {
+      throw internal(`malformed vif entry '${entry}': '${entry.slice(start, end)}' is not key=value`);
     }
+    let keyStart = start;
+    while (keyStart < eq && isCSpace(entry.charCodeAt(keyStart))) keyStart++;
+    const value = entry.slice(eq + 1, end);
+    switch (entry.slice(keyStart, eq)) {
+      case 'mac': mac = value; break;
+      case 'bridge': bridge = value; break;
+      case 'script': script = value; break;
+      case 'model': model = value; break;
+      case 'type': type = value; break;
+      case 'vifname': vifname = value; break;
+      case 'ip': ip = value; break;
+      case 'rate': rate = value; break;
+    }
+    if (comma === -1) break;
+    start = comma + 1;
   }
-  const { mac, bridge, script, model, type, vifname, ip, rate } = fields;
 
   const isBridge = bridge !== undefined || script === 'vif-bridge' || script === 'vif-vnic';
   const net: InterfaceDevice = { type: isBridge ? 'bridge' : 'ethernet', ips: [] };

@@ -474,6 +474,26 @@ const IGNORED_DISK_KEYS = ['backend', 'specification', 'colo-host', 'colo-port',
 /** Bare flags xl accepts (and libvirt ignores). */
 const IGNORED_DISK_FLAGS = ['direct-io-safe', 'discard', 'no-discard', 'colo', 'no-colo', 'trusted', 'untrusted'];
 
+/** The deprecated prefixes xl still reads (libxlutil's lexer). */
+const DISK_PREFIXES = [
+  'raw', 'qcow2', 'qcow', 'vhd', 'iscsi', 'nbd', 'enbd', 'drbd', 'tapdisk', 'tap2', 'tap', 'aio', 'ioemu', 'file', 'phy',
+];
+
+const isDiskBlank = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a;
+const isLowerAlnum = (c: number) => (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39);
+
+/**
+ * Where a prefix word starting at `pos` ends: the position of the ':' after a lower-case
+ * letter and more lower-case letters or digits, or -1 when the item does not start so.
+ */
+function prefixWordEnd(spec: string, pos: number): number {
+  const first = spec.charCodeAt(pos);
+  if (!(first >= 0x61 && first <= 0x7a)) return -1;
+  let end = pos + 1;
+  while (end < spec.length && isLowerAlnum(spec.charCodeAt(end))) end++;
+  return spec.charCodeAt(end) === 0x3a ? end : -1;
+}
+
 /**
  * Parses one xl disk specification: comma-separated key=value pairs, flags and positional
  * parameters (target, format, vdev, access), plus xend's deprecated "phy:"/"tap:aio:"...
@@ -564,31 +584,35 @@ export function parseXlDiskSpec(spec: string): XlDiskSpec {
   let pos = 0;
   while (pos < spec.length) {
     // Blanks before a parameter are ignored.
-    while (pos < spec.length && ' \t\n'.includes(spec[pos]!)) pos++;
+    while (pos < spec.length && isDiskBlank(spec.charCodeAt(pos))) pos++;
     if (pos >= spec.length) break;
-    const rest = spec.slice(pos);
 
-    if (rest.startsWith('target=')) {
+    if (spec.startsWith('target=', pos)) {
       // target= takes the rest of the string, commas included (minus one trailing comma).
-      saveTarget((rest.endsWith(',') ? rest.slice(0, -1) : rest).slice('target='.length));
+      saveTarget(spec.slice(pos + 'target='.length, spec.endsWith(',') ? spec.length - 1 : spec.length));
       break;
     }
-    const prefix = /^(raw|qcow2|qcow|vhd|iscsi|nbd|enbd|drbd|tapdisk|tap2|tap|aio|ioemu|file|phy):/.exec(rest);
-    if (prefix) {
-      // xend's "FORMAT:", "SCRIPT:" and "DRIVER:" prefixes in front of the target.
-      const name = prefix[1]!;
-      hadPrefix = true;
-      if (['raw', 'qcow', 'qcow2', 'vhd'].includes(name)) setFormat(name);
-      else if (['iscsi', 'nbd', 'enbd', 'drbd'].includes(name)) script = `block-${name}`;
-      pos += prefix[0].length;
-      continue;
+    // A word of [a-z0-9] right before a ':' is one of xend's "FORMAT:", "SCRIPT:" and
+    // "DRIVER:" prefixes in front of the target, or an unknown one.
+    const word = prefixWordEnd(spec, pos);
+    if (word !== -1) {
+      const name = spec.slice(pos, word);
+      if (DISK_PREFIXES.includes(name)) {
+        hadPrefix = true;
+        if (name === 'raw' || name === 'qcow' || name === 'qcow2' || name === 'vhd') setFormat(name);
+        else if (name === 'iscsi' || name === 'nbd' || name === 'enbd' || name === 'drbd') script = `block-${name}`;
+        pos = word + 1;
+        continue;
+      }
+      // "name:x..." with an alphanumeric x is a plain item (a path or value with a colon).
+      if (word + 1 >= spec.length || !isLowerAlnum(spec.charCodeAt(word + 1))) {
+        fail('unknown deprecated disk prefix', spec.slice(pos));
+      }
     }
-    const unknownPrefix = /^[a-z][a-z0-9]*:([^a-z0-9]|$)/.exec(rest);
-    if (unknownPrefix) fail('unknown deprecated disk prefix', rest);
 
-    const comma = rest.indexOf(',');
-    const item = comma === -1 ? rest : rest.slice(0, comma);
-    pos += comma === -1 ? rest.length : comma + 1;
+    const comma = spec.indexOf(',', pos);
+    const item = comma === -1 ? spec.slice(pos) : spec.slice(pos, comma);
+    pos = comma === -1 ? spec.length : comma + 1;
     const eq = item.indexOf('=');
     if (eq !== -1) keyword(item, item.slice(0, eq), item.slice(eq + 1));
     else if (item === 'cdrom') cdrom = true;

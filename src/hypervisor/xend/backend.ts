@@ -204,7 +204,7 @@ function explain(e: unknown): unknown {
   return e;
 }
 
-interface Seen { uuid: string; name: string; reported: boolean }
+interface Seen { uuid: string; name: string; reported: boolean; /** when we started tracking it */ since: number }
 interface Known { name: string; uuid: string; hvm: boolean }
 
 export class XendBackend implements HypervisorBackend {
@@ -224,6 +224,8 @@ export class XendBackend implements HypervisorBackend {
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   private closed = false;
+  /** Counts tracking changes, so that a poll ignores domains tracked after it asked XenD. */
+  private tick = 0;
   /** The last polling failure (XenD unreachable ...), for diagnostics. */
   lastPollError: Error | undefined;
 
@@ -413,7 +415,7 @@ export class XendBackend implements HypervisorBackend {
 
   private track(domid: number, info: { uuid: string; name: string }, nics: InterfaceDevice[]): void {
     this.gone.delete(domid);
-    this.snapshot.set(domid, { uuid: info.uuid, name: info.name, reported: false });
+    this.snapshot.set(domid, { uuid: info.uuid, name: info.name, reported: false, since: ++this.tick });
     const byMac = new Map<string, number>();
     nics.forEach((n, i) => { if (n.mac) byMac.set(n.mac.toLowerCase(), i); });
     this.vifs.set(domid, { next: nics.length, byMac });
@@ -530,7 +532,8 @@ export class XendBackend implements HypervisorBackend {
     } finally {
       fs.rmSync(tmp, { force: true });
     }
-    const doc = await this.detail(def.uuid ?? def.name);
+    // by name: XenD before 3.0.4 looked domains up by name or id only
+    const doc = await this.detail(def.name);
     const info = doc && guestInfoFromSxpr(doc);
     if (!info) throw xendError('INTERNAL_ERROR', `XenD restored domain '${def.name}' but does not list it running: check 'xm list'`);
     this.remember(doc!, info);
@@ -690,12 +693,10 @@ export class XendBackend implements HypervisorBackend {
    * host name, `host:port` or `xenmigr://host[:port]`.
    */
   async migrate(domid: number, destination: string, opts: { live?: boolean } = {}): Promise<void> {
-    let host = destination;
-    let port = '0';
-    const m = /^(?:xenmigr:\/\/)?([^/:]+|\[[^\]]+\])(?::(\d+))?\/?$/.exec(destination);
+    const m = /^(?:xenmigr:\/\/)?([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(?::(\d+))?\/?$/.exec(destination);
     if (!m) throw new VirtError('INVALID_ARG', `invalid argument: migration destination '${destination}' is not HOST, HOST:PORT or xenmigr://HOST[:PORT]`, ErrorDomain.XEND);
-    host = m[1]!;
-    if (m[2]) port = m[2];
+    const host = m[1]!.replace(/^\[|\]$/g, '');
+    const port = m[2] ?? '0';
     this.dom0Refused(domid, 'migrated');
     await this.op(domid, {
       op: 'migrate', destination: host, live: opts.live ? '1' : '0', port, node: '-1', ssl: '0', change_home_server: '0', resource: '0',
@@ -800,6 +801,7 @@ export class XendBackend implements HypervisorBackend {
   }
 
   private async pollOnce(): Promise<void> {
+    const mark = this.tick;
     let doms: GuestInfo[];
     try {
       doms = await this.list();
@@ -813,6 +815,8 @@ export class XendBackend implements HypervisorBackend {
     for (const [domid, seen] of [...this.snapshot]) {
       const cur = now.get(domid);
       if (cur && cur.uuid === seen.uuid) continue;
+      // started while XenD was answering: the answer predates it
+      if (seen.since > mark) continue;
       this.snapshot.delete(domid);
       if (this.gone.has(domid)) continue;
       const asked = this.requested.get(domid);
@@ -824,7 +828,7 @@ export class XendBackend implements HypervisorBackend {
       if (this.gone.has(cur.domid)) continue;
       let seen = this.snapshot.get(cur.domid);
       if (!seen) {
-        seen = { uuid: cur.uuid, name: cur.name, reported: false };
+        seen = { uuid: cur.uuid, name: cur.name, reported: false, since: ++this.tick };
         this.snapshot.set(cur.domid, seen);
       }
       const stopped = cur.state === 'shutdown' || cur.state === 'crashed';

@@ -129,6 +129,9 @@ test('a 2xx answer with xend.err in its body is an error (XenD\'s Domain-0 core 
     isVirtError('POST_FAILED', /^XenD failed to dump Domain-0: Cannot dump core for privileged domain 0$/));
   emu.inject({ method: 'GET', path: '/xend/node/', status: 200, body: "(xend.err 'node info unavailable')" });
   await assert.rejects(unix.getSexpr('/xend/node/'), isVirtError('GET_FAILED', /node info unavailable/));
+  // a description that merely mentions xend.err is an answer, not an error
+  emu.inject({ method: 'GET', path: '/xend/node/', status: 200, body: "(node (host h)(description 'see xend.err'))" });
+  assert.deepEqual(await unix.getSexpr('/xend/node/'), ['node', ['host', 'h'], ['description', 'see xend.err']]);
 });
 
 test('202 whose body says "failed" is an error', async () => {
