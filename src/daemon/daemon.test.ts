@@ -362,6 +362,7 @@ test('limits: 5 calls in flight per client; clients over max_clients wait for a 
     c.close();
   } finally {
     server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 
   const { daemon, socket, stop } = await startDaemon({ maxClients: 1 });
@@ -419,6 +420,7 @@ test('graceful stop: sockets removed, clients disconnected; a persistent host su
   assert.equal(fs.existsSync(sock), true);
   daemon = await XenvirtDaemon.start(resolveConfig({ socketPath: sock, socketRoPath: '' }));
   await daemon.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test("a persistent host: other processes' changes to the state directory show through the daemon", async () => {
@@ -451,6 +453,7 @@ test("a persistent host: other processes' changes to the state directory show th
   } finally {
     await local?.close();
     await daemon.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

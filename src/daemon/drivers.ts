@@ -12,6 +12,7 @@
  *
  * CONNECT_OPEN's name selects the driver; an empty name means the daemon's default URI.
  */
+import { STORE_PREFIXES } from '../driver/open.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Connection, LifecycleEvent } from '../driver/connection.js';
@@ -26,8 +27,6 @@ import { VirtError } from '../errors.js';
 import { noConnectDriver } from './errors.js';
 import type { RemoteNonnullDomain } from '../rpc/generated/remote-types.js';
 
-/** The key prefixes the driver and the simulator keep in a state directory (as src/driver/open.ts). */
-const STORE_PREFIXES = ['config', 'autostart', 'run', 'sim', 'driver'];
 
 /** One opened driver. */
 export interface DriverEntry {

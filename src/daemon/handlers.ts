@@ -15,8 +15,6 @@
  */
 import { ErrorDomain } from '../errors.js';
 import { ListFlags, MemFlags, VcpuFlags, type Connection, type DomainRef } from '../driver/connection.js';
-import { formatDomainXml } from '../domain/format.js';
-import { domainFromNative } from '../formats/native.js';
 import { Dispatcher, apiName, type Handler } from '../rpc/dispatcher.js';
 import { Feature, AuthType, ConnectFlags } from '../rpc/protocol.js';
 import { cStringBytes, uuidToString, uuidFromString } from '../rpc/xdr.js';
@@ -279,10 +277,7 @@ const IMPL: Impl = {
   // -- native formats -------------------------------------------------------------------------
   CONNECT_DOMAIN_XML_FROM_NATIVE: async ({ nativeFormat, nativeConfig, flags }, s) => {
     checkNoFlags(flags, 'libxlConnectDomainXMLFromNative');
-    conn(s);
-    // libxl formats the result VIR_DOMAIN_DEF_FORMAT_INACTIVE only: no SECURE, so graphics
-    // passwords read from the file are not echoed back.
-    return { domainXml: formatDomainXml(domainFromNative(nativeFormat, nativeConfig), { inactive: true }) };
+    return { domainXml: await conn(s).domainXmlFromNative(nativeFormat, nativeConfig) };
   },
   CONNECT_DOMAIN_XML_TO_NATIVE: async ({ nativeFormat, domainXml, flags }, s) => {
     checkNoFlags(flags, 'libxlConnectDomainXMLToNative');

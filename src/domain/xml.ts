@@ -53,46 +53,14 @@ export interface XmlElement {
 
 const MAX_DEPTH = 256;
 
-/**
- * Where the next occurrence of one character is, for a reader that only moves forward: one
- * remembered search result serves every later question until the reader passes it, so
- * each character of the document is searched once, by the engine's native scan (far
- * cheaper than testing characters one by one in script).
- */
-class ForwardSearch {
-  /** Position of the next occurrence at or after the last question (-1: none left; -2: not searched). */
-  private next = -2;
-  constructor(private readonly src: string, private readonly ch: string) {}
-
-  /** Whether the character occurs at a position in [from, to). */
-  within(from: number, to: number): boolean {
-    const at = this.from(from);
-    return at !== -1 && at < to;
-  }
-
-  /** The first occurrence at or after `from`, or -1. */
-  from(from: number): number {
-    if (this.next === -2 || (this.next !== -1 && this.next < from)) this.next = this.src.indexOf(this.ch, from);
-    return this.next;
-  }
-}
-
 class Reader {
   pos = 0;
   /** Line counting moves forward only: the line reached so far and the next newline after it. */
   private line = 1;
   private nextNewline = -2;
-  private readonly amps: ForwardSearch;
-  // The characters attribute-value normalisation replaces (see attrValue).
-  private readonly tabs: ForwardSearch;
-  private readonly lfs: ForwardSearch;
-  private readonly crs: ForwardSearch;
-  constructor(readonly src: string, readonly file: string) {
-    this.amps = new ForwardSearch(src, '&');
-    this.tabs = new ForwardSearch(src, '\t');
-    this.lfs = new ForwardSearch(src, '\n');
-    this.crs = new ForwardSearch(src, '\r');
-  }
+  /** Position of the first '&' at or after the last decode start (-1: none left). */
+  private nextAmp = -2;
+  constructor(readonly src: string, readonly file: string) {}
 
   fail(msg: string, at = this.pos): never {
     let line = 1;
@@ -116,13 +84,11 @@ class Reader {
 
   skipSpace(): void {
     const s = this.src;
-    let p = this.pos;
-    while (p < s.length) {
-      const c = s.charCodeAt(p);
-      if (c === 32 || c === 9 || c === 10 || c === 13) p++;
+    while (this.pos < s.length) {
+      const c = s.charCodeAt(this.pos);
+      if (c === 32 || c === 9 || c === 10 || c === 13) this.pos++;
       else break;
     }
-    this.pos = p;
   }
 
   /** Skip comments, processing instructions and whitespace outside the root element. */
@@ -152,20 +118,28 @@ class Reader {
   name(): string {
     const s = this.src;
     const start = this.pos;
-    let p = start;
-    if (p < s.length && isNameStart(s.charCodeAt(p))) {
-      p++;
-      while (p < s.length && isNameChar(s.charCodeAt(p))) p++;
+    if (this.pos < s.length && isNameStart(s.charCodeAt(this.pos))) {
+      this.pos++;
+      while (this.pos < s.length && isNameChar(s.charCodeAt(this.pos))) this.pos++;
     }
-    if (p === start) this.fail(`expected a name, found ${describe(s[p])}`);
-    this.pos = p;
-    return s.slice(start, p);
+    if (this.pos === start) this.fail(`expected a name, found ${describe(s[this.pos])}`);
+    return s.slice(start, this.pos);
+  }
+
+  /**
+   * The first '&' at or after `from`. Decoding only moves forward through the document, so
+   * one remembered search result serves every later call until it is passed: searching
+   * afresh each time would scan to the end of the document per attribute or text run.
+   */
+  private ampFrom(from: number): number {
+    if (this.nextAmp === -2 || (this.nextAmp !== -1 && this.nextAmp < from)) this.nextAmp = this.src.indexOf('&', from);
+    return this.nextAmp;
   }
 
   /** Decode character data up to `stop` (exclusive), resolving references. */
   decode(start: number, stop: number): string {
     const s = this.src;
-    let amp = this.amps.from(start);
+    let amp = this.ampFrom(start);
     if (amp < 0 || amp >= stop) return s.slice(start, stop);
     let out = '';
     let from = start;
@@ -179,7 +153,7 @@ class Reader {
       const ref = s.slice(amp + 1, semi);
       out += this.resolve(ref, amp);
       from = semi + 1;
-      amp = this.amps.from(from);
+      amp = this.ampFrom(from);
     }
     return out + s.slice(from, stop);
   }
@@ -206,20 +180,29 @@ class Reader {
   /** One attribute value, the reader on its opening quote; leaves the reader after the closing one. */
   attrValue(an: string, name: string, attrs: XmlAttrs): string {
     const s = this.src;
-    const start = this.pos + 1;
-    const end = s.indexOf(s.charCodeAt(this.pos) === 34 ? '"' : "'", start);
-    // '<' is an error; a value that is never closed is reported as such, before any '<'.
-    const lt = s.indexOf('<', start);
-    if (end === -1) this.fail(`unterminated value of attribute '${an}'`);
-    if (lt !== -1 && lt < end) this.fail(`'<' in value of attribute '${an}'`, lt);
+    const q = s.charCodeAt(this.pos);
+    // One pass finds the closing quote and what the value needs: '<' is an error, '&' needs
+    // decoding, and literal tabs and line ends need normalising.
+    let amp = false;
+    let ws = false;
+    let end = this.pos + 1;
+    for (; end < s.length; end++) {
+      const c = s.charCodeAt(end);
+      if (c === q) break;
+      if (c === 60) {
+        // A value that is never closed is reported as such, before any '<' inside it.
+        if (s.indexOf(q === 34 ? '"' : "'", end) < 0) this.fail(`unterminated value of attribute '${an}'`);
+        this.fail(`'<' in value of attribute '${an}'`, end);
+      } else if (c === 38) amp = true;
+      else if (c === 9 || c === 10 || c === 13) ws = true;
+    }
+    if (end >= s.length) this.fail(`unterminated value of attribute '${an}'`);
     if (attrs.has(an)) this.fail(`duplicate attribute '${an}' in <${name}>`);
     let v: string;
-    // '&' needs decoding, literal tabs and line ends need normalising; a decoded character
-    // reference may itself be a tab or line end, which is normalised too.
-    if (this.amps.within(start, end)) v = normalizeAttr(this.decode(start, end));
-    else if (this.lfs.within(start, end) || this.tabs.within(start, end) || this.crs.within(start, end)) {
-      v = normalizeAttr(s.slice(start, end));
-    } else v = s.slice(start, end);
+    // A decoded character reference may itself be a tab or line end, which is normalised too.
+    if (amp) v = normalizeAttr(this.decode(this.pos + 1, end));
+    else if (ws) v = normalizeAttr(s.slice(this.pos + 1, end));
+    else v = s.slice(this.pos + 1, end);
     this.pos = end + 1;
     return v;
   }
@@ -325,8 +308,8 @@ export function parseXml(text: string, file = '<xml>'): XmlElement {
 
 /** Escape as libvirt's virBufferEscapeString does for attribute values and text. */
 export function escapeXml(s: string): string {
-  // Almost every value needs no escaping. The regex engine's native scan answers that far
-  // sooner than a loop over the characters (see needsEscape for the set).
+  // Almost every value needs no escaping. The regex engine's native scan answers that
+  // sooner than a loop over the characters (NEEDS_ESCAPE is needsEscape's set).
   if (!NEEDS_ESCAPE.test(s)) return s;
   let out = '';
   let from = 0;
@@ -348,7 +331,6 @@ export function escapeXml(s: string): string {
   return out + s.slice(from);
 }
 
-/** needsEscape() as a character class. */
 const NEEDS_ESCAPE = /[<>&'"\x01-\x08\x0b\x0c\x0e-\x1f]/;
 
 /** < > & ' " and the C0 controls other than NUL, tab, LF and CR. */

@@ -1280,7 +1280,8 @@ export class XenDriver {
   // native formats
 
   domainXmlFromNative(format: string, config: string): string {
-    return formatDomainXml(domainFromNative(format, config), { secure: true, inactive: true });
+    // As libvirt's libxl driver: inactive, without secrets (virsh never shows VNC passwords here).
+    return formatDomainXml(domainFromNative(format, config), { inactive: true });
   }
 
   domainXmlToNative(format: string, xml: string): string {

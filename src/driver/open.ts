@@ -26,7 +26,8 @@ import { formatUri, parseUri, resolveDefaultUri, type ParsedUri } from '../uri/p
 import { internalError, invalidArg, noConnect } from './errors.js';
 
 export const FALLBACK_URI = 'xen:///system';
-const STORE_PREFIXES = ['config', 'autostart', 'run', 'sim', 'driver'];
+/** The sub-stores of a persistent simulated host's state directory (shared with xenvirtd). */
+export const STORE_PREFIXES = ['config', 'autostart', 'run', 'sim', 'driver'];
 
 interface Shared { driver: Promise<XenDriver>; refs: number }
 /** One driver per host per process, shared by its connections. */

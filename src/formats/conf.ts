@@ -71,6 +71,38 @@ function clip(s: string, max = 40): string {
   return s.length > max ? `${s.slice(0, max)}...` : s;
 }
 
+/**
+ * Entries by key, keeping the first of each. A file has a few dozen keys: comparing a key
+ * only with the entries whose keys have its length takes a handful of comparisons, and
+ * costs less than hashing every key read into a Map. Past that (only generated or hostile
+ * input) a Map keeps lookups from growing linear.
+ */
+class KeyIndex {
+  private readonly byLength: ConfEntry[][] = [];
+  private count = 0;
+  private map: Map<string, ConfEntry> | undefined;
+
+  get(key: string): ConfEntry | undefined {
+    if (this.map) return this.map.get(key);
+    const bucket = this.byLength[key.length];
+    if (bucket) for (const e of bucket) if (e.key === key) return e;
+    return undefined;
+  }
+
+  /** Adds an entry whose key is not present yet. */
+  add(e: ConfEntry): void {
+    if (this.map) {
+      this.map.set(e.key, e);
+      return;
+    }
+    (this.byLength[e.key.length] ??= []).push(e);
+    if (++this.count > 64) {
+      this.map = new Map();
+      for (const bucket of this.byLength) if (bucket) for (const x of bucket) this.map.set(x.key, x);
+    }
+  }
+}
+
 class ConfParser {
   private pos = 0;
   // Entries ask for their line in increasing position order, so remembering the next
@@ -79,8 +111,8 @@ class ConfParser {
   private nextNewline = -2;
   /** Position of the first CR in the text (-1: none; -2: not looked for yet). */
   private firstCR = -2;
-  /** Key -> line, built only for files with many keys (see earlierLine). */
-  private index: Map<string, number> | undefined;
+  /** The entries so far by key, for the duplicate check. */
+  private readonly keys = new KeyIndex();
 
   constructor(
     private readonly text: string,
@@ -111,19 +143,6 @@ class ConfParser {
       this.nextNewline = this.text.indexOf('\n', this.nextNewline + 1);
     }
     return this.line;
-  }
-
-  /**
-   * The line of an earlier entry with this key. A config file has a few dozen keys, and
-   * comparing with each is cheaper than hashing each new key into a Map; past that (only
-   * generated or hostile input) a Map keeps the check from growing quadratic.
-   */
-  private earlierLine(entries: ConfEntry[], key: string): number | undefined {
-    if (!this.index && entries.length >= 64) this.index = new Map(entries.map((e) => [e.key, e.line]));
-    if (this.index) return this.index.get(key);
-    // Comparing lengths first skips most full string comparisons.
-    for (const e of entries) if (e.key.length === key.length && e.key === key) return e.line;
-    return undefined;
   }
 
   /** The first LF or CR after `pos`, or -1. */
@@ -203,12 +222,13 @@ class ConfParser {
         this.fail(this.pos, `unexpected character ${describeChar(t, this.pos)} after the value of '${clip(key)}': expected end of line or ';'`);
       }
 
-      const first = this.earlierLine(entries, key);
+      const first = this.keys.get(key);
       if (first !== undefined) {
-        this.fail(keyPos, `duplicate key '${clip(key)}': set on line ${first} and again on line ${line}`);
+        this.fail(keyPos, `duplicate key '${clip(key)}': set on line ${first.line} and again on line ${line}`);
       }
-      entries.push({ key, value, line });
-      this.index?.set(key, line);
+      const entry = { key, value, line };
+      entries.push(entry);
+      this.keys.add(entry);
     }
     return entries;
   }
@@ -393,19 +413,17 @@ export function confGet(file: ConfFile, key: string): ConfValue | undefined {
   return undefined;
 }
 
-/** A ConfFile with its keys in a Map; see indexConf(). */
+/** A ConfFile with its keys indexed; see indexConf(). */
 class IndexedConfFile implements ConfFile {
   readonly entries: ConfEntry[];
-  /** The first entry of each key, which is the one confGet answers with. */
-  readonly byKey = new Map<string, ConfEntry>();
+  readonly byKey = new KeyIndex();
   declare readonly fileName?: string;
 
   constructor(file: ConfFile) {
     this.entries = file.entries;
     if (file.fileName !== undefined) this.fileName = file.fileName;
-    // Backwards, so that the first entry of a key is the one left in the map.
-    const entries = file.entries;
-    for (let i = entries.length - 1; i >= 0; i--) this.byKey.set(entries[i]!.key, entries[i]!);
+    // The first entry of a key is the one confGet answers with.
+    for (const e of file.entries) if (this.byKey.get(e.key) === undefined) this.byKey.add(e);
   }
 }
 

@@ -67,8 +67,6 @@ export interface XlBackendOptions {
   dmiDir?: string;
   /** Check dom0 kernel modules and bridges before starting (default: when /sys/module exists). */
   hostChecks?: boolean;
-  /** Delay before the first event scan after ready() (ms, default 0). */
-  watchDelayMs?: number;
 }
 
 export interface ShutdownOptions {
@@ -137,8 +135,13 @@ export class XlBackend implements HypervisorBackend {
   private rescan = false;
   private debounce: NodeJS.Timeout | undefined;
   private active = false;
+  /** When the domain watches were set; a firing before ready() sets `dirty`. */
+  private armedAt: number | undefined;
+  private dirty = false;
   private closed = false;
   private readonly children = new Set<ChildProcess>();
+  /** How the last start() spent its time (ms), for benchmarks. */
+  lastStart: { total: number; phases: Record<string, number> } | undefined;
 
   private constructor(exec: Exec, xenstore: XenStore, opts: XlBackendOptions) {
     this.exec = exec;
@@ -149,7 +152,10 @@ export class XlBackend implements HypervisorBackend {
   static async open(opts: XlBackendOptions = {}): Promise<XlBackend> {
     const exec = opts.exec ?? new LocalExec();
     const xs = opts.xenstore ?? await openXenStore(exec, opts.xenstoredSocket);
-    return new XlBackend(exec, xs, opts);
+    const b = new XlBackend(exec, xs, opts);
+    // watching from the start lets ready() trust the driver's first look at the domains
+    if (xs.kind === 'socket') await b.arm();
+    return b;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -492,24 +498,31 @@ export class XlBackend implements HypervisorBackend {
 
   async start(def: Domain, opts: StartOptions = {}): Promise<number> {
     if (!def.uuid) throw new VirtError('INTERNAL_ERROR', `internal error: domain '${def.name}' has no uuid`, D);
+    const t0 = Date.now();
     this.preflight(def);
     const file = this.writeConfig(def);
     const paused = opts.paused === true;
     const viaPause = paused || (this.opts.createMode ?? 'paused') === 'paused';
+    const phases: Record<string, number> = { prepare: Date.now() - t0 };
     try {
       const argv = ['xl', 'create', '-e', ...(viaPause ? ['-p'] : []), file];
       const r = await this.exec.run(argv, { timeoutMs: this.longTimeout });
+      phases['xl create'] = r.ms;
       this.invalidate();
       if (xlFailed(r, true)) await this.failStart(def, r, argv, 'start');
-      return await this.settleNew(def, paused, viaPause, 'start');
+      return await this.settleNew(def, paused, viaPause, 'start', phases);
     } finally {
       fs.rmSync(file, { force: true });
+      this.lastStart = { total: Date.now() - t0, phases };
     }
   }
 
   /** After create/restore: find the new domain, unpause it if asked; destroy it on failure. */
-  private async settleNew(def: Domain, paused: boolean, isPaused: boolean, op: string): Promise<number> {
+  private async settleNew(def: Domain, paused: boolean, isPaused: boolean, op: string, phases: Record<string, number> = {}): Promise<number> {
+    let t = Date.now();
     const domid = await this.findDomid(def.uuid!, def.name);
+    phases['find domid'] = Date.now() - t;
+    t = Date.now();
     if (domid === undefined) {
       throw new VirtError('INTERNAL_ERROR', `internal error: cannot ${op} domain '${def.name}': xl reported success but Xen has no domain with uuid ${def.uuid}`, D);
     }
@@ -522,6 +535,7 @@ export class XlBackend implements HypervisorBackend {
         await this.exec.run(['xl', 'destroy', String(domid)], { timeoutMs: this.shortTimeout });
         throw xlError(u, { op: `${op} (unpause)`, name: def.name, domid, command: this.exec.describe(argv) });
       }
+      phases['xl unpause'] = Date.now() - t;
     }
     this.invalidate();
     return domid;
@@ -850,27 +864,33 @@ export class XlBackend implements HypervisorBackend {
   async ready(): Promise<void> {
     if (this.active || this.closed) return;
     this.active = true;
-    await this.scan();
-    const arm = async () => {
-      if (this.closed) return;
-      try {
-        for (const p of ['@releaseDomain', '@introduceDomain']) {
-          this.unwatch.push(await this.xenstore.watch(p, () => this.kick()));
-        }
-      } catch {
-        // without watches, events arrive with the next scan another call triggers
+    await this.arm();
+    // a look taken after the watches were set, with nothing fired since, is current
+    const fresh = !(this.armedAt !== undefined && !this.dirty && this.snap && this.snapAt >= this.armedAt);
+    this.dirty = false;
+    await this.scan(fresh);
+  }
+
+  /** Set the domain watches (once); firings before ready() only mark the state as changed. */
+  private async arm(): Promise<void> {
+    if (this.armedAt !== undefined || this.closed) return;
+    this.armedAt = Date.now();
+    try {
+      for (const p of ['@releaseDomain', '@introduceDomain']) {
+        this.unwatch.push(await this.xenstore.watch(p, () => this.kick()));
       }
-    };
-    const delay = this.opts.watchDelayMs ?? 0;
-    if (delay > 0) {
-      const t = setTimeout(() => { void arm(); }, delay);
-      t.unref();
-    } else await arm();
+    } catch {
+      // without watches, events arrive with the scans later calls trigger
+    }
   }
 
   /** A watch fired: scan soon (firings come in bursts). */
   private kick(): void {
     if (this.closed) return;
+    if (!this.active) {
+      this.dirty = true;
+      return;
+    }
     if (this.debounce) return;
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
@@ -880,24 +900,26 @@ export class XlBackend implements HypervisorBackend {
   }
 
   /** Compare Xen's domains with the last look; report shutdowns and disappearances. */
-  scan(): Promise<void> {
+  scan(fresh = true): Promise<void> {
     if (this.scanning) {
       this.rescan = true;
       return this.scanning;
     }
     const run = async () => {
+      let first = true;
       do {
         this.rescan = false;
-        await this.scanOnce().catch(() => undefined);
+        await this.scanOnce(fresh || !first).catch(() => undefined);
+        first = false;
       } while (this.rescan && !this.closed);
     };
     this.scanning = run().finally(() => { this.scanning = undefined; });
     return this.scanning;
   }
 
-  private async scanOnce(): Promise<void> {
+  private async scanOnce(fresh: boolean): Promise<void> {
     if (this.closed) return;
-    const s = await this.snapshot(true);
+    const s = fresh ? await this.snapshot(true) : await (this.snap ?? this.snapshot(true));
     const now = new Map<number, string>();
     const events: BackendEvent[] = [];
     for (const e of s.entries) {

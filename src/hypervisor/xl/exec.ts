@@ -65,7 +65,14 @@ function shellWord(w: string): string {
 export class LocalExec implements Exec {
   private readonly env: NodeJS.ProcessEnv;
 
-  constructor(private readonly opts: LocalExecOptions = {}) {
+  private readonly opts: LocalExecOptions;
+
+  constructor(opts: LocalExecOptions = {}) {
+    this.opts = opts;
+    if (!opts.trace && process.env['XENVIRT_XL_TRACE']) {
+      // XENVIRT_XL_TRACE=1: every toolstack call on stderr, with its time and status
+      this.opts = { ...opts, trace: (argv, r) => process.stderr.write(`xl-trace: ${this.describe(argv)} -> ${r.code ?? r.signal} in ${r.ms} ms\n`) };
+    }
     const current = (process.env['PATH'] ?? '/usr/bin:/bin').split(path.delimiter).filter(Boolean);
     const dirs = [...(opts.prependPath ?? []), ...current];
     for (const d of SBIN_DIRS) if (!dirs.includes(d)) dirs.push(d);

@@ -34,7 +34,8 @@ export interface XenStore {
   /** The children of `path`; empty when there is no such node. */
   directory(path: string): Promise<string[]>;
   /**
-   * Call `fn` whenever `path` fires (xenstored fires once right after the watch is set).
+   * Call `fn` whenever `path` fires. xenstored fires every new watch once right away; that
+   * first firing is not passed on (the caller looks at the state after setting its watches).
    * Resolves once the watch is in place; the returned function removes it.
    */
   watch(path: string, fn: () => void): Promise<() => void>;
@@ -95,7 +96,7 @@ export class SocketXenStore implements XenStore {
   private nextToken = 1;
   private buf = Buffer.alloc(0);
   private readonly pending = new Map<number, Pending>();
-  private readonly watches = new Map<string, { path: string; fn: () => void }>();
+  private readonly watches = new Map<string, { path: string; fn: () => void; fired: boolean }>();
   private closed = false;
   private failure: Error | undefined;
 
@@ -140,7 +141,8 @@ export class SocketXenStore implements XenStore {
       if (m.type === XS_WATCH_EVENT) {
         const [, token] = splitStrings(m.payload);
         const w = token !== undefined ? this.watches.get(token) : undefined;
-        if (w) {
+        if (w && !w.fired) w.fired = true;
+        else if (w) {
           try { w.fn(); } catch { /* a watcher's failure is its own */ }
         }
         continue;
@@ -187,7 +189,7 @@ export class SocketXenStore implements XenStore {
 
   async watch(path: string, fn: () => void): Promise<() => void> {
     const token = `xenvirt-${process.pid}-${this.nextToken++}`;
-    this.watches.set(token, { path, fn });
+    this.watches.set(token, { path, fn, fired: false });
     try {
       await this.request(XS_WATCH, nulJoin(path, token), path);
     } catch (e) {
@@ -248,6 +250,7 @@ export class CliXenStore implements XenStore {
           child.unref();
           (child.stdout as unknown as { unref?: () => void }).unref?.();
           resolve(() => { child.kill(); this.children.delete(child); });
+          return;
         }
         try { fn(); } catch { /* a watcher's failure is its own */ }
       });
