@@ -28,6 +28,8 @@ export interface CommandIo {
   tty: boolean;
   /** `-q`: drop virsh's informational lines (vshPrintExtra) and table headers. */
   quiet?: boolean;
+  /** -r / --readonly: open the connection read-only. */
+  readonly?: boolean;
 }
 
 export interface Command {

@@ -13,7 +13,7 @@ export function findCommand(name: string): Command | undefined {
 }
 
 function usage(): string {
-  const lines = ['Usage: xenvirt [-c URI] [-q] [--json] COMMAND [ARGS...]', '', 'Commands:'];
+  const lines = ['Usage: xenvirt [-c URI] [-r] [-q] [--json] COMMAND [ARGS...]', '', 'Commands:'];
   for (const c of COMMANDS) lines.push(`    ${c.name.padEnd(24)}${c.summary}`);
   lines.push('', "Run 'xenvirt help COMMAND' for a command's options.");
   return lines.join('\n') + '\n';
@@ -105,6 +105,7 @@ export async function main(argv: string[]): Promise<number> {
   let uri: string | undefined;
   let json = false;
   let quiet = false;
+  let readonly = false;
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i]!;
@@ -114,12 +115,13 @@ export async function main(argv: string[]): Promise<number> {
     } else if (a.startsWith('--connect=')) uri = a.slice(10);
     else if (a === '--json') json = true;
     else if (a === '-q' || a === '--quiet') quiet = true;
+    else if (a === '-r' || a === '--readonly') readonly = true;
     else if (a === '-h' || a === '--help') { process.stdout.write(usage()); return 0; }
     else if (a === '-v' || a === '--version') { process.stdout.write(`${await packageVersion()}\n`); return 0; }
     else if (a.startsWith('-') && a !== '-') { process.stderr.write(`error: unsupported option '${a}'. See --help.\n`); return 1; }
     else break;
   }
-  const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, uri, json, quiet, tty: Boolean(process.stdout.isTTY) };
+  const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, uri, json, quiet, readonly, tty: Boolean(process.stdout.isTTY) };
   const rest = argv.slice(i);
   // `--json` may also follow the command name, as users type it.
   const jsonAt = rest.indexOf('--json');

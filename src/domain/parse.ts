@@ -17,7 +17,21 @@ import { GENERATED_IFNAME_PREFIX, XEN_NAMESPACE } from './types.js';
 
 
 class Node {
+  /** The first child of each name, once indexChildren() has run. */
+  private byName: Map<string, XmlElement> | undefined = undefined;
+
   constructor(readonly el: XmlElement, readonly file: string) {}
+
+  /**
+   * Index the children by name, for an element whose children are looked up many times
+   * (the root: some 25 lookups, most of them for elements that are absent, over a score
+   * of children).
+   */
+  indexChildren(): void {
+    const byName = new Map<string, XmlElement>();
+    for (const c of this.el.children) if (!byName.has(c.name)) byName.set(c.name, c);
+    this.byName = byName;
+  }
 
   fail(msg: string): never {
     throw new VirtError('XML_ERROR', `${this.file}:${this.el.line}: <${this.el.name}>: ${msg}`, ErrorDomain.XML);
@@ -62,6 +76,7 @@ class Node {
   }
   childText(name: string): string | undefined { return this.firstChild(name)?.text; }
   private firstChild(name: string): XmlElement | undefined {
+    if (this.byName) return this.byName.get(name);
     for (const c of this.el.children) if (c.name === name) return c;
     return undefined;
   }
@@ -110,7 +125,8 @@ const UNITS: Record<string, number> = {
 
 /** A memory amount in KiB, rounded up as libvirt does (virDomainParseScaledValue + VIR_DIV_UP). */
 function scaledKiB(n: Node, value: string, unit: string | undefined, what: string): number {
-  const factor = UNITS[(unit ?? 'KiB').toLowerCase()];
+  // KiB, the unit libvirt writes, needs no table lookup.
+  const factor = unit === undefined || unit === 'KiB' ? 1024 : UNITS[unit.toLowerCase()];
   if (factor === undefined) n.fail(`unknown unit '${unit}' for ${what}`);
   const v = n.number(value, what, { min: 0 });
   const bytes = v * factor;
@@ -167,6 +183,7 @@ function domainFromElement(root: Node): Domain {
   for (const c of root.el.children) {
     if (!TOP_LEVEL.has(c.name)) new Node(c, root.file).fail('unsupported element in <domain>');
   }
+  root.indexChildren();
   void IGNORED_TOP_LEVEL;
   const type = root.attr('type');
   if (!type) root.fail("missing attribute 'type' (the hypervisor, e.g. type='xen')");
@@ -330,12 +347,15 @@ function parseFeatures(n: Node): DomainFeatures {
   const f: DomainFeatures = {};
   for (const c of n.children()) {
     switch (c.el.name) {
-      case 'pae': case 'acpi': case 'apic': case 'viridian':
-        f[c.el.name] = true;
-        break;
-      case 'hap': case 'pvspinlock': case 'vmcoreinfo':
-        f[c.el.name] = c.onOff('state') ?? 'on';
-        break;
+      // Each property is set by name: a store under a computed key read from the document
+      // takes the engine's slow path.
+      case 'pae': f.pae = true; break;
+      case 'acpi': f.acpi = true; break;
+      case 'apic': f.apic = true; break;
+      case 'viridian': f.viridian = true; break;
+      case 'hap': f.hap = c.onOff('state') ?? 'on'; break;
+      case 'pvspinlock': f.pvspinlock = c.onOff('state') ?? 'on'; break;
+      case 'vmcoreinfo': f.vmcoreinfo = c.onOff('state') ?? 'on'; break;
       case 'hyperv': {
         const mode = c.oneOf('mode', ['custom', 'passthrough'] as const);
         f.hyperv = { features: [] };

@@ -5,8 +5,10 @@
 import type {
   Connection, DomainInfo, DomainRef, DomainStateInfo, JobInfo, JobProgressEvent, LifecycleEvent, NodeInfo,
 } from './connection.js';
+import { XmlFlags } from './connection.js';
 import { LIB_VERSION, type XenDriver } from './driver.js';
 import { invalidConn } from './errors.js';
+import { VirtError } from '../errors.js';
 
 export class LocalConnection implements Connection {
   private closed = false;
@@ -22,6 +24,12 @@ export class LocalConnection implements Connection {
   private d(fn: string): XenDriver {
     if (this.closed) throw invalidConn(fn);
     return this.driver;
+  }
+
+  /** A state-changing call: refused on a read-only connection with libvirt's error. */
+  private w(fn: string): XenDriver {
+    if (this.readOnly) throw new VirtError('OPERATION_DENIED', `operation forbidden: read only access prevents ${fn}`);
+    return this.d(fn);
   }
 
   async getUri(): Promise<string> { this.d('virConnectGetURI'); return this.uri; }
@@ -40,46 +48,50 @@ export class LocalConnection implements Connection {
   async lookupByUuid(uuid: string): Promise<DomainRef> { return this.d('virDomainLookupByUUID').lookupByUuid(uuid); }
   async lookupById(id: number): Promise<DomainRef> { return this.d('virDomainLookupByID').lookupById(id); }
 
-  async defineXml(xml: string, flags?: number): Promise<DomainRef> { return this.d('virDomainDefineXML').defineXml(xml, flags); }
-  async undefine(dom: DomainRef, flags?: number): Promise<void> { return this.d('virDomainUndefine').undefine(dom, flags); }
-  async createXml(xml: string, flags?: number): Promise<DomainRef> { return this.d('virDomainCreateXML').createXml(xml, flags); }
-  async create(dom: DomainRef, flags?: number): Promise<void> { return this.d('virDomainCreate').create(dom, flags); }
-  async shutdown(dom: DomainRef, flags?: number): Promise<void> { return this.d('virDomainShutdown').shutdown(dom, flags); }
-  async reboot(dom: DomainRef, flags?: number): Promise<void> { return this.d('virDomainReboot').reboot(dom, flags); }
-  async destroy(dom: DomainRef, flags?: number): Promise<void> { return this.d('virDomainDestroy').destroy(dom, flags); }
-  async suspend(dom: DomainRef): Promise<void> { return this.d('virDomainSuspend').suspend(dom); }
-  async resume(dom: DomainRef): Promise<void> { return this.d('virDomainResume').resume(dom); }
-  async save(dom: DomainRef, path: string, xml?: string, flags?: number): Promise<void> { return this.d('virDomainSave').save(dom, path, xml, flags); }
+  async defineXml(xml: string, flags?: number): Promise<DomainRef> { return this.w('virDomainDefineXML').defineXml(xml, flags); }
+  async undefine(dom: DomainRef, flags?: number): Promise<void> { return this.w('virDomainUndefine').undefine(dom, flags); }
+  async createXml(xml: string, flags?: number): Promise<DomainRef> { return this.w('virDomainCreateXML').createXml(xml, flags); }
+  async create(dom: DomainRef, flags?: number): Promise<void> { return this.w('virDomainCreate').create(dom, flags); }
+  async shutdown(dom: DomainRef, flags?: number): Promise<void> { return this.w('virDomainShutdown').shutdown(dom, flags); }
+  async reboot(dom: DomainRef, flags?: number): Promise<void> { return this.w('virDomainReboot').reboot(dom, flags); }
+  async destroy(dom: DomainRef, flags?: number): Promise<void> { return this.w('virDomainDestroy').destroy(dom, flags); }
+  async suspend(dom: DomainRef): Promise<void> { return this.w('virDomainSuspend').suspend(dom); }
+  async resume(dom: DomainRef): Promise<void> { return this.w('virDomainResume').resume(dom); }
+  async save(dom: DomainRef, path: string, xml?: string, flags?: number): Promise<void> { return this.w('virDomainSave').save(dom, path, xml, flags); }
   async restore(path: string, xml?: string, flags?: number): Promise<void> {
-    await this.d('virDomainRestore').restore(path, xml, flags);
+    await this.w('virDomainRestore').restore(path, xml, flags);
   }
-  async coreDump(dom: DomainRef, path: string, flags?: number): Promise<void> { return this.d('virDomainCoreDump').coreDump(dom, path, flags); }
-  async managedSave(dom: DomainRef, flags?: number): Promise<void> { return this.d('virDomainManagedSave').managedSave(dom, flags); }
+  async coreDump(dom: DomainRef, path: string, flags?: number): Promise<void> { return this.w('virDomainCoreDump').coreDump(dom, path, flags); }
+  async managedSave(dom: DomainRef, flags?: number): Promise<void> { return this.w('virDomainManagedSave').managedSave(dom, flags); }
   async hasManagedSaveImage(dom: DomainRef): Promise<boolean> { return this.d('virDomainHasManagedSaveImage').hasManagedSaveImage(dom); }
-  async managedSaveRemove(dom: DomainRef): Promise<void> { return this.d('virDomainManagedSaveRemove').managedSaveRemove(dom); }
+  async managedSaveRemove(dom: DomainRef): Promise<void> { return this.w('virDomainManagedSaveRemove').managedSaveRemove(dom); }
 
   async getInfo(dom: DomainRef): Promise<DomainInfo> { return this.d('virDomainGetInfo').getInfo(dom); }
   async getState(dom: DomainRef): Promise<DomainStateInfo> { return this.d('virDomainGetState').getState(dom); }
-  async getXmlDesc(dom: DomainRef, flags?: number): Promise<string> { return this.d('virDomainGetXMLDesc').getXmlDesc(dom, flags); }
+  async getXmlDesc(dom: DomainRef, flags?: number): Promise<string> {
+    // Secrets are state a read-only client may not see.
+    const drv = (flags ?? 0) & XmlFlags.SECURE ? this.w('virDomainGetXMLDesc') : this.d('virDomainGetXMLDesc');
+    return drv.getXmlDesc(dom, flags);
+  }
   async getOsType(dom: DomainRef): Promise<string> { return this.d('virDomainGetOSType').getOsType(dom); }
   async isActive(dom: DomainRef): Promise<boolean> { return this.d('virDomainIsActive').isActive(dom); }
   async isPersistent(dom: DomainRef): Promise<boolean> { return this.d('virDomainIsPersistent').isPersistent(dom); }
   async getAutostart(dom: DomainRef): Promise<boolean> { return this.d('virDomainGetAutostart').getAutostart(dom); }
-  async setAutostart(dom: DomainRef, autostart: boolean): Promise<void> { return this.d('virDomainSetAutostart').setAutostart(dom, autostart); }
+  async setAutostart(dom: DomainRef, autostart: boolean): Promise<void> { return this.w('virDomainSetAutostart').setAutostart(dom, autostart); }
   async getMaxMemory(dom: DomainRef): Promise<number> { return this.d('virDomainGetMaxMemory').getMaxMemory(dom); }
-  async setMemory(dom: DomainRef, kib: number, flags?: number): Promise<void> { return this.d('virDomainSetMemoryFlags').setMemory(dom, kib, flags); }
-  async setMaxMemory(dom: DomainRef, kib: number): Promise<void> { return this.d('virDomainSetMaxMemory').setMaxMemory(dom, kib); }
-  async setVcpus(dom: DomainRef, count: number, flags?: number): Promise<void> { return this.d('virDomainSetVcpusFlags').setVcpus(dom, count, flags); }
+  async setMemory(dom: DomainRef, kib: number, flags?: number): Promise<void> { return this.w('virDomainSetMemoryFlags').setMemory(dom, kib, flags); }
+  async setMaxMemory(dom: DomainRef, kib: number): Promise<void> { return this.w('virDomainSetMaxMemory').setMaxMemory(dom, kib); }
+  async setVcpus(dom: DomainRef, count: number, flags?: number): Promise<void> { return this.w('virDomainSetVcpusFlags').setVcpus(dom, count, flags); }
   async getVcpusFlags(dom: DomainRef, flags?: number): Promise<number> { return this.d('virDomainGetVcpusFlags').getVcpusFlags(dom, flags); }
   async getMaxVcpus(dom: DomainRef): Promise<number> { return this.d('virDomainGetMaxVcpus').getMaxVcpus(dom); }
-  async attachDevice(dom: DomainRef, xml: string, flags?: number): Promise<void> { return this.d('virDomainAttachDeviceFlags').attachDevice(dom, xml, flags); }
-  async detachDevice(dom: DomainRef, xml: string, flags?: number): Promise<void> { return this.d('virDomainDetachDeviceFlags').detachDevice(dom, xml, flags); }
+  async attachDevice(dom: DomainRef, xml: string, flags?: number): Promise<void> { return this.w('virDomainAttachDeviceFlags').attachDevice(dom, xml, flags); }
+  async detachDevice(dom: DomainRef, xml: string, flags?: number): Promise<void> { return this.w('virDomainDetachDeviceFlags').detachDevice(dom, xml, flags); }
 
   async domainXmlFromNative(format: string, config: string): Promise<string> {
-    return this.d('virConnectDomainXMLFromNative').domainXmlFromNative(format, config);
+    return this.w('virConnectDomainXMLFromNative').domainXmlFromNative(format, config);
   }
   async domainXmlToNative(format: string, xml: string): Promise<string> {
-    return this.d('virConnectDomainXMLToNative').domainXmlToNative(format, xml);
+    return this.w('virConnectDomainXMLToNative').domainXmlToNative(format, xml);
   }
 
   async onLifecycle(listener: (e: LifecycleEvent) => void, dom?: DomainRef): Promise<() => Promise<void>> {

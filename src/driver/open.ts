@@ -24,6 +24,7 @@ import { startXendDriver, xendTarget } from '../hypervisor/xend/open.js';
 import { startXlDriver, xlTarget } from '../hypervisor/xl/open.js';
 import { formatUri, parseUri, resolveDefaultUri, type ParsedUri } from '../uri/parse.js';
 import { internalError, invalidArg, noConnect } from './errors.js';
+import { openRemote as openRpc } from '../rpc/client.js';
 
 export const FALLBACK_URI = 'xen:///system';
 /** The sub-stores of a persistent simulated host's state directory (shared with xenvirtd). */
@@ -33,7 +34,7 @@ interface Shared { driver: Promise<XenDriver>; refs: number }
 /** One driver per host per process, shared by its connections. */
 const shared = new Map<string, Shared>();
 
-async function acquire(key: string, make: () => Promise<XenDriver>, uri: string): Promise<Connection> {
+async function acquire(key: string, make: () => Promise<XenDriver>, uri: string, readonly = false): Promise<Connection> {
   let entry = shared.get(key);
   if (!entry) {
     entry = { driver: make(), refs: 0 };
@@ -55,7 +56,7 @@ async function acquire(key: string, make: () => Promise<XenDriver>, uri: string)
       if (shared.get(key) === e) shared.delete(key);
       await driver.close();
     }
-  });
+  }, readonly);
 }
 
 async function simDriver(uri: string, store: KvStore, preload: boolean): Promise<XenDriver> {
@@ -70,10 +71,10 @@ async function simDriver(uri: string, store: KvStore, preload: boolean): Promise
   }
 }
 
-function openTest(p: ParsedUri): Promise<Connection> {
+function openTest(p: ParsedUri, ro: boolean): Promise<Connection> {
   if (p.path === '' || p.path === '/') throw invalidArg('testOpen: supply a path or use test:///default');
   if (p.path === '/default') {
-    return acquire('test:default', () => simDriver('test:///default', new MemoryStore(), true), 'test:///default');
+    return acquire('test:default', () => simDriver('test:///default', new MemoryStore(), true), 'test:///default', ro);
   }
   if (!path.isAbsolute(p.path)) throw invalidArg(`test driver path '${p.path}' must be absolute`);
   const dir = path.resolve(p.path);
@@ -84,7 +85,7 @@ function openTest(p: ParsedUri): Promise<Connection> {
   return acquire(`test:${dir}`, async () => {
     const store = await DirStore.open(dir, { prefixes: STORE_PREFIXES });
     return simDriver(canonical, store, false);
-  }, canonical);
+  }, canonical, ro);
 }
 
 /** libxlDriverShouldLoad: a Xen control domain says `control_d` in /proc/xen/capabilities. */
@@ -96,13 +97,13 @@ export function isXenControlDomain(capsFile = '/proc/xen/capabilities'): boolean
   }
 }
 
-function openXen(p: ParsedUri): Promise<Connection> {
+function openXen(p: ParsedUri, ro: boolean): Promise<Connection> {
   if (p.path !== '' && p.path !== '/' && p.path !== '/system') {
     throw internalError(`unexpected Xen URI path '${p.path}', try xen:///system`);
   }
   // Xen 3.x: XenD named by ?xend=, or found on a host without xl (src/hypervisor/xend/open.ts)
   const xend = xendTarget(p);
-  if (xend) return acquire(xend.key, () => startXendDriver(xend), xend.uri);
+  if (xend) return acquire(xend.key, () => startXendDriver(xend), xend.uri, ro);
   if (!isXenControlDomain()) {
     throw internalError(
       'libxenlight state driver is not active: this machine is not a Xen host ' +
@@ -112,32 +113,24 @@ function openXen(p: ParsedUri): Promise<Connection> {
   }
   // Xen >= 4 with the xl toolstack (src/hypervisor/xl/open.ts)
   const xl = xlTarget(p);
-  return acquire(xl.key, () => startXlDriver(xl), xl.uri);
-}
-
-async function openRemote(p: ParsedUri): Promise<Connection> {
-  let mod: { openRemote?: (uri: ParsedUri | string) => Promise<Connection> } | undefined;
-  try {
-    const spec = new URL('../rpc/client.js', import.meta.url).href;
-    mod = (await import(spec)) as typeof mod;
-  } catch {
-    mod = undefined;
-  }
-  if (typeof mod?.openRemote !== 'function') {
-    throw noConnect(p.uri, `remote transport not available yet (the ${p.effectiveTransport ?? 'remote'} client is not implemented in this build)`);
-  }
-  return mod.openRemote(p);
+  return acquire(xl.key, () => startXlDriver(xl), xl.uri, ro);
 }
 
 /** Open a connection to the URI (or the default one). */
-export async function openConnection(uri?: string): Promise<Connection> {
+export interface OpenOptions {
+  /** virConnectOpenReadOnly: every state-changing call is refused, as on libvirtd's -ro socket. */
+  readonly?: boolean;
+}
+
+export async function openConnection(uri?: string, opts: OpenOptions = {}): Promise<Connection> {
   const resolved = resolveDefaultUri(uri).uri ?? FALLBACK_URI;
   const p = parseUri(resolved);
-  if (p.remote) return openRemote(p);
+  const ro = opts.readonly === true;
+  if (p.remote) return openRpc(p, { readonly: ro });
   switch (p.driver) {
-    case 'test': return openTest(p);
+    case 'test': return openTest(p, ro);
     case 'xen':
-    case 'libxl': return openXen(p);
+    case 'libxl': return openXen(p, ro);
     default: throw noConnect(resolved);
   }
 }

@@ -20,7 +20,7 @@ const sessions = new WeakMap<CommandIo, Promise<Connection>>();
 export async function connect(io: CommandIo): Promise<Connection> {
   let pending = sessions.get(io);
   if (pending === undefined) {
-    const opening: Promise<Connection> = openConnection(io.uri);
+    const opening: Promise<Connection> = openConnection(io.uri, { readonly: io.readonly === true });
     // A failed open is not kept: the next command may try again (the shell stays usable).
     opening.catch(() => sessions.delete(io));
     sessions.set(io, opening);

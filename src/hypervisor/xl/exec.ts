@@ -71,7 +71,13 @@ export class LocalExec implements Exec {
     this.opts = opts;
     if (!opts.trace && process.env['XENVIRT_XL_TRACE']) {
       // XENVIRT_XL_TRACE=1: every toolstack call on stderr, with its time and status
-      this.opts = { ...opts, trace: (argv, r) => process.stderr.write(`xl-trace: ${this.describe(argv)} -> ${r.code ?? r.signal} in ${r.ms} ms\n`) };
+      // (XENVIRT_XL_TRACE=stack adds where each call came from)
+      const stacks = process.env['XENVIRT_XL_TRACE'] === 'stack';
+      this.opts = {
+        ...opts,
+        trace: (argv, r) => process.stderr.write(`xl-trace: ${this.describe(argv)} -> ${r.code ?? r.signal} in ${r.ms} ms\n` +
+          (stacks ? `${(r as { stack?: string }).stack ?? ''}\n` : '')),
+      };
     }
     const current = (process.env['PATH'] ?? '/usr/bin:/bin').split(path.delimiter).filter(Boolean);
     const dirs = [...(opts.prependPath ?? []), ...current];
@@ -91,6 +97,7 @@ export class LocalExec implements Exec {
 
   run(argv: string[], opts: RunOptions = {}): Promise<ExecResult> {
     const started = Date.now();
+    const stack = process.env['XENVIRT_XL_TRACE'] === 'stack' ? new Error('called from').stack : undefined;
     return new Promise<ExecResult>((resolve) => {
       const out: Buffer[] = [];
       const err: Buffer[] = [];
@@ -109,7 +116,7 @@ export class LocalExec implements Exec {
           ms: Date.now() - started,
         };
         if (timedOut) result.timedOut = true;
-        this.opts.trace?.(argv, result);
+        this.opts.trace?.(argv, stack ? Object.assign({ stack }, result) : result);
         resolve(result);
       };
       child.stdout?.on('data', (b: Buffer) => out.push(b));
