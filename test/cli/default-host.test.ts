@@ -8,27 +8,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Session, eventually, parseListTable, smallDomainXml, xenvirt, type Result } from './harness.js';
+import { Session, eventually, fails, ok, parseListTable, smallDomainXml, xenvirt } from './harness.js';
 
 const URI = 'test:///default';
 const A_UUID = 'c0ffee00-0000-4000-8000-00000000000a';
 const B_UUID = 'c0ffee00-0000-4000-8000-00000000000b';
 
-function ok(r: Result, what: string): string {
-  assert.equal(r.stderr, '', `${what}: ${r.stderr}`);
-  assert.equal(r.code, 0, what);
-  return r.stdout;
-}
-
-function fails(r: Result, what: string, ...stderr: Array<string | RegExp>): void {
-  assert.equal(r.code, 1, `${what}: expected failure, got ${r.stdout}`);
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(lines.length, stderr.length, `${what}: ${r.stderr}`);
-  stderr.forEach((want, i) => {
-    if (typeof want === 'string') assert.equal(lines[i], want, what);
-    else assert.match(lines[i]!, want, what);
-  });
-}
 
 /** `Label:          value` lines of dominfo/nodeinfo as a map. */
 function fields(text: string, width: number): Map<string, string> {

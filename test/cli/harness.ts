@@ -3,6 +3,7 @@
  * in-process through runCommand with captured streams, persistent test hosts in temporary
  * directories, and the seed's four example domains made unique. No side effects on import.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -174,4 +175,22 @@ export async function eventually<T>(check: () => Promise<T>, ms = 5000, every = 
       await sleep(every);
     }
   }
+}
+
+/** A command that must succeed silently on stderr; returns its stdout. */
+export function ok(r: Result, what: string): string {
+  assert.equal(r.stderr, '', `${what}: ${r.stderr}`);
+  assert.equal(r.code, 0, what);
+  return r.stdout;
+}
+
+/** A command that must fail with exit 1 and exactly these stderr lines. */
+export function fails(r: Result, what: string, ...stderr: Array<string | RegExp>): void {
+  assert.equal(r.code, 1, `${what}: expected failure, got ${r.stdout}`);
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  assert.equal(lines.length, stderr.length, `${what}: ${r.stderr}`);
+  stderr.forEach((want, i) => {
+    if (typeof want === 'string') assert.equal(lines[i], want, what);
+    else assert.match(lines[i]!, want, what);
+  });
 }

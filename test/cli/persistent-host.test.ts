@@ -11,25 +11,10 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  Session, eventually, parseListTable, seedDomains, smallDomainXml, tempHost, xenvirt, xenvirtBackground, type Result,
+  Session, eventually, fails, ok, parseListTable, seedDomains, smallDomainXml, tempHost, xenvirt, xenvirtBackground,
 } from './harness.js';
 import { requireTool, xmllintValidate } from '../support.js';
 
-function ok(r: Result, what: string): string {
-  assert.equal(r.stderr, '', `${what}: ${r.stderr}`);
-  assert.equal(r.code, 0, what);
-  return r.stdout;
-}
-
-function fails(r: Result, what: string, ...stderr: Array<string | RegExp>): void {
-  assert.equal(r.code, 1, `${what}: expected failure, got ${r.stdout}`);
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(lines.length, stderr.length, `${what}: ${r.stderr}`);
-  stderr.forEach((want, i) => {
-    if (typeof want === 'string') assert.equal(lines[i], want, what);
-    else assert.match(lines[i]!, want, what);
-  });
-}
 
 test("the seed's four domains live a whole life on a persistent host", async (t) => {
   const host = tempHost();
