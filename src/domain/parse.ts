@@ -16,21 +16,34 @@ import {
 import { GENERATED_IFNAME_PREFIX, XEN_NAMESPACE } from './types.js';
 
 
+/** A fixed set of element names, each with its slot in a ChildIndex. */
+type Vocabulary = ReadonlyMap<string, number>;
+
+const vocabulary = (names: readonly string[]): Vocabulary => new Map(names.map((n, i) => [n, i]));
+
 class Node {
-  /** The first child of each name, once indexChildren() has run. */
-  private byName: Map<string, XmlElement> | undefined = undefined;
+  /** Once indexChildren() has run: the names it knows, and the first child of each by slot. */
+  private vocabulary: Vocabulary | undefined = undefined;
+  private firstBySlot: Array<XmlElement | undefined> | undefined = undefined;
 
   constructor(readonly el: XmlElement, readonly file: string) {}
 
   /**
-   * Index the children by name, for an element whose children are looked up many times
-   * (the root: some 25 lookups, most of them for elements that are absent, over a score
-   * of children).
+   * Index the children, whose names must all be in `names`, for an element whose children
+   * are looked up many times (the root: some 25 lookups, most of them for elements that
+   * are absent, over a score of children). One map lookup per child both checks and
+   * indexes it. Returns the first child with a name not in `names`, if any.
    */
-  indexChildren(): void {
-    const byName = new Map<string, XmlElement>();
-    for (const c of this.el.children) if (!byName.has(c.name)) byName.set(c.name, c);
-    this.byName = byName;
+  indexChildren(names: Vocabulary): XmlElement | undefined {
+    const first: Array<XmlElement | undefined> = [];
+    for (const c of this.el.children) {
+      const slot = names.get(c.name);
+      if (slot === undefined) return c;
+      first[slot] ??= c;
+    }
+    this.vocabulary = names;
+    this.firstBySlot = first;
+    return undefined;
   }
 
   fail(msg: string): never {
@@ -48,18 +61,25 @@ class Node {
     if (!(allowed as readonly string[]).includes(v)) this.fail(`invalid value '${v}' for attribute '${name}' (expected ${allowed.join(', ')})`);
     return v as T;
   }
-  int(name: string, opts: { min?: number; max?: number } = {}): number | undefined {
+  int(name: string, limits?: Limits): number | undefined {
     const v = this.attr(name);
     if (v === undefined) return undefined;
-    return this.number(v, `attribute '${name}'`, opts);
+    return this.integer(v, limits, name, undefined);
   }
-  number(v: string, what: string, { min = -Infinity, max = Infinity }: { min?: number; max?: number } = {}): number {
-    const t = v.trim();
-    let n: number;
-    if (isDecimal(t)) n = parseInt(t, 10);
-    else if (/^0x[0-9a-f]+$/i.test(t)) n = parseInt(t, 16);
-    else this.fail(`${what}: '${v}' is not an integer`);
-    if (!Number.isSafeInteger(n) || n < min || n > max) this.fail(`${what}: ${v} is out of range`);
+  number(v: string, what: string, limits?: Limits): number {
+    return this.integer(v, limits, undefined, what);
+  }
+  /**
+   * An integer (decimal or 0x hex) within the limits. It names the value as `attribute
+   * 'NAME'` or as `what`; the name is only put together for an error, as this runs for
+   * nearly every attribute of a domain.
+   */
+  private integer(v: string, limits: Limits | undefined, attrName: string | undefined, what: string | undefined): number {
+    const n = parseInteger(v.trim());
+    if (n === undefined) this.fail(`${attrName !== undefined ? `attribute '${attrName}'` : what}: '${v}' is not an integer`);
+    if (!Number.isSafeInteger(n) || n < (limits?.min ?? -Infinity) || n > (limits?.max ?? Infinity)) {
+      this.fail(`${attrName !== undefined ? `attribute '${attrName}'` : what}: ${v} is out of range`);
+    }
     return n;
   }
   yesNo(name: string): 'yes' | 'no' | undefined { return this.oneOf(name, ['yes', 'no'] as const); }
@@ -76,21 +96,32 @@ class Node {
   }
   childText(name: string): string | undefined { return this.firstChild(name)?.text; }
   private firstChild(name: string): XmlElement | undefined {
-    if (this.byName) return this.byName.get(name);
+    if (this.vocabulary) {
+      const slot = this.vocabulary.get(name);
+      return slot === undefined ? undefined : this.firstBySlot![slot];
+    }
     for (const c of this.el.children) if (c.name === name) return c;
     return undefined;
   }
 }
 
-/** /^[+-]?\d+$/ without a regex: number() runs for nearly every attribute of a domain. */
-function isDecimal(t: string): boolean {
-  let i = t.charCodeAt(0) === 43 || t.charCodeAt(0) === 45 ? 1 : 0;
-  if (i >= t.length) return false;
-  for (; i < t.length; i++) {
+interface Limits { min?: number; max?: number }
+
+/**
+ * The value of /^[+-]?\d+$/ (read without a regex: this runs for nearly every attribute of a
+ * domain) or /^0x[0-9a-f]+$/i; undefined for anything else. Digits are accumulated exactly
+ * while the value is a safe integer; past that it only has to stay unsafe, which it does.
+ */
+function parseInteger(t: string): number | undefined {
+  const sign = t.charCodeAt(0) === 43 || t.charCodeAt(0) === 45 ? 1 : 0;
+  if (sign >= t.length) return undefined;
+  let n = 0;
+  for (let i = sign; i < t.length; i++) {
     const c = t.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
+    if (c < 48 || c > 57) return /^0x[0-9a-f]+$/i.test(t) ? parseInt(t, 16) : undefined;
+    n = n * 10 + (c - 48);
   }
-  return true;
+  return t.charCodeAt(0) === 45 ? -n : n;
 }
 
 const isLowerHex = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102);
@@ -154,7 +185,7 @@ export function parseUuid(s: string): string | undefined {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-const TOP_LEVEL = new Set([
+const TOP_LEVEL = vocabulary([
   'name', 'uuid', 'title', 'description', 'maxMemory', 'memory', 'currentMemory', 'vcpu', 'cputune',
   'bootloader', 'bootloader_args', 'os', 'features', 'cpu', 'clock', 'on_poweroff', 'on_reboot', 'on_crash',
   'devices', 'xen:commandline', 'metadata', 'resource', 'seclabel', 'pm', 'genid',
@@ -180,10 +211,8 @@ export function parseDomainXml(text: string, opts: ParseOptions | string = {}): 
 
 function domainFromElement(root: Node): Domain {
   if (root.el.name !== 'domain') root.fail("the root element must be <domain>");
-  for (const c of root.el.children) {
-    if (!TOP_LEVEL.has(c.name)) new Node(c, root.file).fail('unsupported element in <domain>');
-  }
-  root.indexChildren();
+  const unknown = root.indexChildren(TOP_LEVEL);
+  if (unknown) new Node(unknown, root.file).fail('unsupported element in <domain>');
   void IGNORED_TOP_LEVEL;
   const type = root.attr('type');
   if (!type) root.fail("missing attribute 'type' (the hypervisor, e.g. type='xen')");

@@ -13,16 +13,16 @@ import { LocatedError } from '../errors.js';
  * a few dozen (only hostile input has that many) a Map keeps the duplicate check linear.
  */
 export class XmlAttrs {
-  /** name0, value0, name1, value1, ... */
-  private readonly pairs: string[] = [];
-  private index: Map<string, string> | undefined;
+  /** name0, value0, name1, value1, ...; allocated with the first attribute (many elements have none). */
+  private pairs: string[] | undefined = undefined;
+  private index: Map<string, string> | undefined = undefined;
 
-  get size(): number { return this.pairs.length >> 1; }
+  get size(): number { return this.pairs ? this.pairs.length >> 1 : 0; }
 
   get(name: string): string | undefined {
     if (this.index) return this.index.get(name);
     const p = this.pairs;
-    for (let i = 0; i < p.length; i += 2) if (p[i] === name) return p[i + 1];
+    if (p) for (let i = 0; i < p.length; i += 2) if (p[i] === name) return p[i + 1];
     return undefined;
   }
 
@@ -30,13 +30,18 @@ export class XmlAttrs {
 
   /** Used by the reader, which has checked that the name is new. */
   add(name: string, value: string): void {
+    if (!this.pairs) {
+      this.pairs = [name, value];
+      return;
+    }
     this.pairs.push(name, value);
     if (this.index) this.index.set(name, value);
     else if (this.pairs.length > 64) this.index = new Map(this.entries());
   }
 
   *entries(): IterableIterator<[string, string]> {
-    for (let i = 0; i < this.pairs.length; i += 2) yield [this.pairs[i]!, this.pairs[i + 1]!];
+    const p = this.pairs;
+    if (p) for (let i = 0; i < p.length; i += 2) yield [p[i]!, p[i + 1]!];
   }
 
   [Symbol.iterator](): IterableIterator<[string, string]> { return this.entries(); }
@@ -84,11 +89,13 @@ class Reader {
 
   skipSpace(): void {
     const s = this.src;
-    while (this.pos < s.length) {
-      const c = s.charCodeAt(this.pos);
-      if (c === 32 || c === 9 || c === 10 || c === 13) this.pos++;
+    let p = this.pos;
+    while (p < s.length) {
+      const c = s.charCodeAt(p);
+      if (c === 32 || c === 9 || c === 10 || c === 13) p++;
       else break;
     }
+    this.pos = p;
   }
 
   /** Skip comments, processing instructions and whitespace outside the root element. */
@@ -118,12 +125,14 @@ class Reader {
   name(): string {
     const s = this.src;
     const start = this.pos;
-    if (this.pos < s.length && isNameStart(s.charCodeAt(this.pos))) {
-      this.pos++;
-      while (this.pos < s.length && isNameChar(s.charCodeAt(this.pos))) this.pos++;
+    let p = start;
+    if (p < s.length && isNameStart(s.charCodeAt(p))) {
+      p++;
+      while (p < s.length && isNameChar(s.charCodeAt(p))) p++;
     }
-    if (this.pos === start) this.fail(`expected a name, found ${describe(s[this.pos])}`);
-    return s.slice(start, this.pos);
+    if (p === start) this.fail(`expected a name, found ${describe(s[p])}`);
+    this.pos = p;
+    return s.slice(start, p);
   }
 
   /**
@@ -281,9 +290,18 @@ function isNameStart(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58 || c > 127;
 }
 
+/**
+ * isNameChar for ASCII as a table: names are most of what the reader reads character by
+ * character, and one lookup is cheaper than the chain of range tests.
+ */
+const ASCII_NAME_CHARS = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  if (isNameStart(c) || (c >= 48 && c <= 57) || c === 45 || c === 46) ASCII_NAME_CHARS[c] = 1;
+}
+
 /** After the first character, digits, '-' and '.' too. */
 function isNameChar(c: number): boolean {
-  return isNameStart(c) || (c >= 48 && c <= 57) || c === 45 || c === 46;
+  return c < 128 ? ASCII_NAME_CHARS[c] === 1 : true;
 }
 
 function describe(c: string | undefined): string {

@@ -42,7 +42,10 @@ const DEFAULT_NAME = '<config>';
 
 const isAlpha = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
-const isKeyChar = (c: number) => isAlpha(c) || isDigit(c) || c === 0x5f;
+/** [A-Za-z0-9_] as a table: keys are most of what is read character by character. */
+const KEY_CHARS = new Uint8Array(128);
+for (let c = 0; c < 128; c++) if (isAlpha(c) || isDigit(c) || c === 0x5f) KEY_CHARS[c] = 1;
+const isKeyChar = (c: number) => c < 128 && KEY_CHARS[c] === 1;
 // Characters a number token may run over, so that "1.5" or "12ab" is reported whole.
 const isNumberChar = (c: number) => isKeyChar(c) || c === 0x2e;
 
@@ -342,12 +345,16 @@ function writeError(key: string, detail: string): VirtError {
   return new VirtError('CONF_SYNTAX', `cannot write '${clip(key)}': ${detail}`, ErrorDomain.CONF);
 }
 
+const QUOTE_OR_LINE_END = /["'\n\r]/;
+
 /**
  * libvirt's choice of quotes. The cases libvirt would write but could not read back
  * (CR in a one-line string, a """ inside or a " at the end of a triple-quoted one) are
  * refused instead of producing a file no parser accepts.
  */
 function formatString(key: string, s: string): string {
+  // Nearly every string has no quote and no line end: plain double quotes, nothing to check.
+  if (!QUOTE_OR_LINE_END.test(s)) return `"${s}"`;
   let out: string;
   if (s.includes('\n')) out = `"""${s}"""`;
   else if (!s.includes('"')) out = `"${s}"`;

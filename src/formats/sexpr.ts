@@ -136,6 +136,9 @@ export function parseSexpr(text: string, options: SexprParseOptions = {}): SExpr
   // Iterative, so nesting depth costs heap, not stack; the cap only bounds silly input.
   const stack: { items: SExpr[]; open: number }[] = [];
   let pos = 0;
+  // Position of the first backslash at or after the current quoted atom (-1: none left;
+  // -2: not searched yet). Remembered so that the text is searched once, not per atom.
+  let nextBackslash = -2;
   let result: SExpr | undefined;
   while (result === undefined) {
     while (pos < n && isSpace(text.charCodeAt(pos))) pos++;
@@ -159,7 +162,16 @@ export function parseSexpr(text: string, options: SexprParseOptions = {}): SExpr
       value = top.items;
       pos++;
     } else if (c === 0x27 || c === 0x22) {
-      [value, pos] = readQuoted(text, pos);
+      // Most quoted atoms have no escapes: then the native search for the closing quote is
+      // all there is to do. Otherwise readQuoted decodes them.
+      if (nextBackslash === -2 || (nextBackslash !== -1 && nextBackslash < pos)) nextBackslash = text.indexOf('\\', pos);
+      const close = text.indexOf(c === 0x27 ? "'" : '"', pos + 1);
+      if (close !== -1 && (nextBackslash === -1 || nextBackslash > close)) {
+        value = text.slice(pos + 1, close);
+        pos = close + 1;
+      } else {
+        [value, pos] = readQuoted(text, pos);
+      }
     } else {
       const start = pos;
       while (pos < n) {

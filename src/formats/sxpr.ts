@@ -84,6 +84,11 @@ function atom(node: List | undefined, name: string, path: string): string | unde
 
 /** C's strtol(s, &end, 0) over the whole string: decimal, 0x hex or 0 octal, nothing after. */
 function parseWholeInt(s: string): number | undefined {
+  // Plain decimals, nearly every number XenD writes, need no regex.
+  if (isPlainDecimal(s)) {
+    const v = parseInt(s, 10);
+    return Number.isSafeInteger(v) ? v : undefined;
+  }
   const m = /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(s);
   if (!m) return undefined;
   const body = m[2]!;
@@ -93,6 +98,16 @@ function parseWholeInt(s: string): number | undefined {
   else v = parseInt(body, 10);
   if (!Number.isSafeInteger(v)) return undefined;
   return m[1] === '-' ? -v : v;
+}
+
+/** /^(0|[1-9][0-9]*)$/: a decimal without the leading zero that would make it octal. */
+function isPlainDecimal(s: string): boolean {
+  if (s.length === 0 || (s.charCodeAt(0) === 0x30 && s.length > 1)) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
 }
 
 function intAt(node: List | undefined, name: string, path: string, opts: { min?: number; max?: number } = {}): number | undefined {

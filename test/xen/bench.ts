@@ -70,8 +70,12 @@ async function main(): Promise<void> {
     await run(['xl', 'destroy', NAME]);
     await gone();
 
+    // the same guest through a driver that starts with one `xl create` (create=direct)
+    const directConn = await openConnection(`xen:///system?create=direct&state=${encodeURIComponent(path.join(WORK, 'bench-direct-state'))}`);
+    const directDom = await directConn.defineXml(benchXml()).catch(async () => directConn.lookupByName(NAME));
     const xl: number[] = [];
     const api: number[] = [];
+    const direct: number[] = [];
     const cli: number[] = [];
     const phases: Array<Record<string, number>> = [];
     for (let i = 0; i < rounds; i++) {
@@ -88,12 +92,18 @@ async function main(): Promise<void> {
       await conn.destroy(await conn.lookupByName(NAME));
       await gone();
 
+      const td = Date.now();
+      await directConn.create(directDom);
+      direct.push(Date.now() - td);
+      await directConn.destroy(await directConn.lookupByName(NAME));
+      await gone();
+
       const c = await xenvirt(['start', NAME]);
       if (c.code !== 0) throw new Error(`xenvirt start failed: ${c.stderr}`);
       cli.push(c.ms);
       await conn.destroy(await conn.lookupByName(NAME));
       await gone();
-      log(`round ${i + 1}/${rounds}: xl create ${fmt(r.ms)} s, xenvirt api ${fmt(api[i]!)} s, xenvirt cli ${fmt(c.ms)} s`);
+      log(`round ${i + 1}/${rounds}: xl create ${fmt(r.ms)} s, xenvirt api ${fmt(api[i]!)} s, api create=direct ${fmt(direct[i]!)} s, xenvirt cli ${fmt(c.ms)} s`);
       await sleep(200);
     }
 
@@ -104,11 +114,14 @@ async function main(): Promise<void> {
     const mx = median(xl);
     const ma = median(api);
     const mc = median(cli);
+    const md = median(direct);
     out('rounds', String(rounds), 'n');
     out('xl_create', fmt(mx), 's');
     out('xenvirt_api_start', fmt(ma), 's');
+    out('xenvirt_api_start_direct', fmt(md), 's');
     out('xenvirt_cli_start', fmt(mc), 's');
     out('xenvirt_api_overhead', (((ma - mx) / mx) * 100).toFixed(1), '%');
+    out('xenvirt_api_direct_overhead', (((md - mx) / mx) * 100).toFixed(1), '%');
     out('xenvirt_cli_overhead', (((mc - mx) / mx) * 100).toFixed(1), '%');
     out('node_startup', fmt(nodeOnly), 's');
     out('node_cli_module_load', fmt(imports - nodeOnly), 's');
@@ -119,6 +132,8 @@ async function main(): Promise<void> {
     process.stdout.write(`BENCH-XEN RESULT: ${verdict} (xenvirt start through the API: ${(((ma - mx) / mx) * 100).toFixed(1)} % over xl create; ` +
       `a fresh CLI process: ${(((mc - mx) / mx) * 100).toFixed(1)} %)\n`);
     await conn.undefine(await conn.lookupByName(NAME)).catch(() => undefined);
+    await directConn.undefine(await directConn.lookupByName(NAME)).catch(() => undefined);
+    await directConn.close();
   } finally {
     await sh(`xl destroy ${NAME} 2>/dev/null`);
     await conn.close();

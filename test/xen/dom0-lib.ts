@@ -6,7 +6,7 @@
  * These modules live under test/ but are no `node --test` files: they only act when run with
  * `--run` (node --test runs every file under a test/ directory without arguments).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,10 +51,90 @@ export function xenvirt(args: string[], opts: { timeoutMs?: number; input?: stri
   return run([process.execPath, path.join(ROOT, 'bin/xenvirt'), '-c', URI, ...args], opts);
 }
 
-/** Like xenvirt(), but a non-zero status is a failure naming the command and its stderr. */
-export async function xv(args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<string> {
-  const r = await xenvirt(args, opts);
-  if (r.code !== 0) throw new Error(`xenvirt ${args.join(' ')} exited ${r.code}: ${(r.stderr || r.stdout).trim()}`);
+/**
+ * One `xenvirt -c xen:///system` interactive session (virsh's shell): many commands, one
+ * process. Under emulation a Node start costs seconds, so most steps go through here. Each
+ * command is followed by `uri` (a known line on stdout) and `help MARK` (a known error on
+ * stderr), which delimit its output on both streams; an `error:` line means it failed.
+ */
+export class XenvirtShell {
+  private readonly child: ChildProcess;
+  private out = '';
+  private err = '';
+  private n = 0;
+  private waiters: Array<() => void> = [];
+  private exited = false;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor() {
+    this.child = spawn(process.execPath, [path.join(ROOT, 'bin/xenvirt'), '-c', URI], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stdout!.on('data', (s: string) => { this.out += s; this.wake(); });
+    this.child.stderr!.on('data', (s: string) => { this.err += s; this.wake(); });
+    this.child.on('close', () => { this.exited = true; this.wake(); });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Run one command; resolves with its own stdout/stderr and 0/1 as status. */
+  cmd(args: string[], timeoutMs = 300_000): Promise<Result> {
+    const next = this.queue.then(() => this.exec(args, timeoutMs));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async exec(args: string[], timeoutMs: number): Promise<Result> {
+    const id = ++this.n;
+    const started = Date.now();
+    const mark = `__xenvirt_test_mark_${id}__`;
+    const errMark = `error: command '${mark}' doesn't exist\n`;
+    const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`);
+    this.child.stdin!.write(`${args.map(quote).join(' ')}\nuri\nhelp ${mark}\n`);
+    const outMark = `${URI}\n`;
+    const findOut = () => (this.out.startsWith(outMark) ? 0 : (() => { const i = this.out.indexOf(`\n${outMark}`); return i < 0 ? -1 : i + 1; })());
+    const end = Date.now() + timeoutMs;
+    while (findOut() < 0 || !this.err.includes(errMark)) {
+      if (this.exited) throw new Error(`the xenvirt shell exited during: ${args.join(' ')}`);
+      if (Date.now() > end) throw new Error(`xenvirt ${args.join(' ')} did not finish in ${timeoutMs / 1000} s`);
+      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 1000); });
+    }
+    const o = findOut();
+    const stdout = this.out.slice(0, o);
+    this.out = this.out.slice(o + outMark.length);
+    const e = this.err.indexOf(errMark);
+    const stderr = this.err.slice(0, e);
+    this.err = this.err.slice(e + errMark.length);
+    return { code: /^error: /m.test(stderr) ? 1 : 0, stdout, stderr, ms: Date.now() - started };
+  }
+
+  close(): void {
+    this.child.stdin!.end('quit\n');
+  }
+}
+
+let shared: XenvirtShell | undefined;
+/** The suite's shell session, started on first use. */
+export function shell(): XenvirtShell {
+  shared ??= new XenvirtShell();
+  return shared;
+}
+export function closeShell(): void {
+  shared?.close();
+  shared = undefined;
+}
+
+/**
+ * A xenvirt command in the shared session (or, with `process: true`, as a process of its
+ * own); a failure names the command and what xenvirt said.
+ */
+export async function xv(args: string[], opts: { timeoutMs?: number; process?: boolean } = {}): Promise<string> {
+  const r = opts.process ? await xenvirt(args, opts) : await shell().cmd(args, opts.timeoutMs);
+  if (r.code !== 0) throw new Error(`xenvirt ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim()}`);
   return r.stdout;
 }
 

@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ROOT, Suite, check, consoleLog, consoleSend, eq, log, parseDominfo, run, sh, sleep, waitFor, xenstoreRead, xenvirt, xlDomain, xv, URI,
+  ROOT, Suite, check, closeShell, consoleLog, consoleSend, eq, log, parseDominfo, run, sh, shell, sleep, waitFor, xenstoreRead, xlDomain, xv, URI,
 } from './dom0-lib.js';
 
 const WORK = process.env['XENVIRT_TEST_WORK'] ?? '/var/lib/xenvirt-test';
@@ -175,6 +175,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(WORK, { recursive: true });
   const suite = new Suite();
   const events = new EventWatcher();
+  shell();
 
   // Wait until the event client is listening: it reports a definition made by another process.
   await suite.step('setup', 'xenvirt event --loop is listening', async () => {
@@ -227,9 +228,9 @@ async function main(): Promise<void> {
       check(!(await xlDomain(G)), 'xl list shows a domain that is only defined');
       await events.waitFor(G, 'Defined Added', from);
     });
-    await suite.step(G, 'start: running with the domid xl reports', async () => {
+    await suite.step(G, 'start (a fresh xenvirt process): running with the domid xl reports', async () => {
       const from = events.mark;
-      await xv(['start', G]);
+      await xv(['start', G], { process: true });
       const d = await liveDomain(G);
       domid = d.domid;
       check(!d.paused, `xl shows ${G} paused after start (${d.flags})`);
@@ -379,7 +380,7 @@ async function main(): Promise<void> {
     });
     await suite.step(G, 'shutdown: the guest powers off, the loop device goes', async () => {
       const from = events.mark;
-      await xv(['shutdown', G]);
+      await xv(['shutdown', G], { process: true });
       await events.waitFor(G, 'Stopped Shutdown', from);
       await noDomain(G);
       await waitFor('the loop device to be released', async () => !(await run(['losetup', '-a'])).stdout.includes(img), 60_000);
@@ -408,7 +409,7 @@ async function main(): Promise<void> {
         const dry = await run(['xl', 'create', '-n', cfg]);
         check(dry.code === 0, `xl create -n rejects our config: ${dry.stderr}`);
         await xv(['define', xml]);
-        const r = await xenvirt(['start', name], { timeoutMs: 300_000 });
+        const r = await shell().cmd(['start', name]);
         let outcome: string;
         if (r.code === 0) {
           const d = await liveDomain(name);
@@ -432,7 +433,7 @@ async function main(): Promise<void> {
   if (want('native')) {
     for (const file of ['/root/guest/guest.cfg', '/etc/xen/xlexample.hvm', '/etc/xen/xlexample.pvlinux', '/etc/xen/xlexample.pvhlinux']) {
       if (!fs.existsSync(file)) continue;
-      await suite.step('native', `domxml-from-native xen-xl ${file}`, async () => {
+      await suite.step(`native ${path.basename(file)}`, `domxml-from-native xen-xl ${file}`, async () => {
         const xml = await xv(['domxml-from-native', 'xen-xl', file]);
         const name = /^\s*name\s*=\s*"([^"]+)"/m.exec(fs.readFileSync(file, 'utf8'))?.[1];
         check(xml.includes(`<name>${name}</name>`), `converted XML lacks <name>${name}</name>`);
@@ -450,6 +451,7 @@ async function main(): Promise<void> {
   }
 
   events.stop();
+  closeShell();
   process.stdout.write(suite.summary());
   process.exitCode = suite.failed ? 1 : 0;
 }

@@ -99,6 +99,15 @@ function defaultRunDir(): string {
   return path.join(os.tmpdir(), `xenvirt-xl-${process.getuid?.() ?? 'u'}`);
 }
 
+/** The host CPU's vendor as dom0's /proc/cpuinfo reports it. */
+function cpuVendor(): string | undefined {
+  try {
+    return /^vendor_id\s*:\s*(\S+)/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 /** A UUID-shaped host id: SMBIOS, else machine-id, else a hash of the hostname. */
 function hostUuid(dmiDir: string): string {
   const fmt = (hex: string) => `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
@@ -322,7 +331,7 @@ export class XlBackend implements HypervisorBackend {
     return {
       uuid: hostUuid(this.opts.dmiDir ?? '/sys/class/dmi/id'),
       arch: info.model,
-      cpuFeatures: [...(virt.includes('hvm') ? ['vmx'] : []), 'pae'],
+      cpuFeatures: [...(virt.includes('hvm') ? [cpuVendor() === 'AuthenticAMD' ? 'svm' : 'vmx'] : []), 'pae'],
       topology: { sockets: info.sockets, dies: 1, cores: info.cores, threads: info.threads },
       migrationTransports: ['xenmigr'],
       cells,

@@ -1,7 +1,7 @@
 /**
  * Opening the Xen driver on a Xen control domain with the xl toolstack (Xen >= 4.x):
- * `xen:///system` (also `xen:///`, `libxl:///system`) when /proc/xen/capabilities says
- * `control_d`.
+ * `xen:///system` (also `xen:///`, `libxl:///system`); src/driver/open.ts checks first that
+ * /proc/xen/capabilities says `control_d`.
  *
  * - `state=/ABS/DIR` keeps the driver's state (definitions, autostart marks, runtime records)
  *   there; the default is $XENVIRT_XL_STATE_DIR, else /var/lib/xenvirt/libxl for root, else
@@ -38,25 +38,6 @@ function defaultStateDir(): string {
   if (env) return path.resolve(env);
   if (process.getuid?.() === 0) return '/var/lib/xenvirt/libxl';
   return path.join(os.homedir(), '.local', 'share', 'xenvirt', 'libxl');
-}
-
-/** libxlDriverShouldLoad: a Xen control domain says `control_d` in /proc/xen/capabilities. */
-export function isControlDomain(capsFile = '/proc/xen/capabilities'): boolean {
-  try {
-    return fs.readFileSync(capsFile, 'utf8').includes('control_d');
-  } catch {
-    return false;
-  }
-}
-
-/** Why this machine cannot run the xl driver, in words a user can act on. */
-export function notControlDomainMessage(capsFile = '/proc/xen/capabilities'): string {
-  let why: string;
-  if (!fs.existsSync('/proc/xen')) why = 'it is not running on Xen (no /proc/xen: boot the Xen hypervisor, or mount xenfs there)';
-  else if (!fs.existsSync(capsFile)) why = `${capsFile} is missing (mount xenfs: 'mount -t xenfs xenfs /proc/xen')`;
-  else why = `it is a Xen guest, not the control domain (${capsFile} does not say 'control_d')`;
-  return `libxenlight state driver is not active: this machine cannot manage Xen guests because ${why}. ` +
-    "Use 'test:///default' for a simulated Xen host, or a remote URI such as 'xen+ssh://root@HOST/system'";
 }
 
 /** What a `xen:///system` URI asks of the xl driver. */
