@@ -36,9 +36,14 @@ function num(name: string, value: number | undefined): string {
 
 const esc = escapeXml;
 
-/** Indentation strings by depth; built once, they are constants. */
-const PADS: string[] = [''];
-const padFor = (depth: number) => (PADS[depth] ??= '  '.repeat(depth));
+/**
+ * Line starts by depth: a newline and the indentation, built once. Each line begins with
+ * the newline that ends the one before it, so that adding a line is one concatenation
+ * fewer; the document's first line (the root element, depth 0) has none, and toString()
+ * adds the final one.
+ */
+const LINE_STARTS: string[] = [''];
+const lineStart = (depth: number) => (LINE_STARTS[depth] ??= '\n' + '  '.repeat(depth));
 
 /**
  * Collects lines with libvirt's indentation into one string. An element with children is
@@ -48,9 +53,12 @@ const padFor = (depth: number) => (PADS[depth] ??= '  '.repeat(depth));
 class Out {
   private out = '';
   private depth = 0;
+  /** lineStart(depth), kept at hand: every line needs it. */
+  private start = '';
   /**
-   * Start tags (indented, without their '>') of open elements that have written nothing yet,
-   * innermost last. The first line written inside prints the ones still waiting.
+   * Start tags (with their line start, without their '>') of open elements that have
+   * written nothing yet, innermost last. The first line written inside prints the ones
+   * still waiting.
    */
   private waiting: string[] = [];
   /** How many entries of `waiting` are live (a count, so that emptying it costs nothing). */
@@ -58,31 +66,32 @@ class Out {
 
   line(s: string): void {
     if (this.waitingCount > 0) this.flushWaiting();
-    this.out += padFor(this.depth) + s + '\n';
+    this.out += this.start + s;
   }
   private flushWaiting(): void {
-    for (let i = 0; i < this.waitingCount; i++) this.out += this.waiting[i] + '>\n';
+    for (let i = 0; i < this.waitingCount; i++) this.out += this.waiting[i] + '>';
     this.waitingCount = 0;
   }
   /** Opens an element whose children follow: `tag` is its start tag without the '>'. */
   open(tag: string): void {
-    this.waiting[this.waitingCount++] = padFor(this.depth) + tag;
-    this.depth++;
+    this.waiting[this.waitingCount++] = this.start + tag;
+    this.start = lineStart(++this.depth);
   }
   close(name: string): void {
-    this.depth--;
+    this.start = lineStart(--this.depth);
     // Still waiting means nothing was written inside: every nested element has closed, so
     // this start tag is the last one waiting. The enclosing ones, if still waiting, go
     // before the self-closed tag.
     if (this.waitingCount > 0) {
       const open = this.waiting[--this.waitingCount];
       if (this.waitingCount > 0) this.flushWaiting();
-      this.out += open + '/>\n';
+      this.out += open + '/>';
     } else {
-      this.out += `${padFor(this.depth)}</${name}>\n`;
+      // The root's closing tag needs the newline its depth's line start leaves out.
+      this.out += `${this.depth === 0 ? '\n' : this.start}</${name}>`;
     }
   }
-  toString(): string { return this.out; }
+  toString(): string { return this.out + '\n'; }
 }
 
 const hex = (n: number, width: number) => `0x${n.toString(16).padStart(width, '0')}`;

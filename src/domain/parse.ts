@@ -16,7 +16,7 @@ import {
 import { GENERATED_IFNAME_PREFIX, XEN_NAMESPACE } from './types.js';
 
 
-/** A fixed set of element names, each with its slot in a ChildIndex. */
+/** A fixed set of element names, each with its slot in Node.indexChildren()'s index. */
 type Vocabulary = ReadonlyMap<string, number>;
 
 const vocabulary = (names: readonly string[]): Vocabulary => new Map(names.map((n, i) => [n, i]));

@@ -438,7 +438,7 @@ class IndexedConfFile implements ConfFile {
  * The same file with a key index, for a reader that looks up many keys (a converter asks
  * for some 60). Without it each lookup compares the key with every entry's key, and those,
  * sliced from the parsed text, are never the identical string, so every comparison reads
- * characters: that cost more than the whole conversion.
+ * characters: that was the largest single cost of converting a file.
  *
  * The index is a snapshot of which keys exist: use it for one read-only pass over the file
  * (values replaced in the entries stay visible, added or removed entries do not).

@@ -106,7 +106,12 @@ function parseUnsigned(s: string): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-/** A table lookup that never answers with an Object.prototype member ("constructor" ...). */
+/**
+ * A table lookup that never answers with an Object.prototype member ("constructor" ...).
+ * The tables on every conversion's path are Maps instead: an object property looked up by a
+ * string read from the input (not one of the program's own constants) takes the engine's
+ * slow path.
+ */
 function lookup<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
   return Object.hasOwn(table, key) ? table[key] : undefined;
 }
@@ -129,7 +134,7 @@ function parseCmdline(conf: ConfFile): string | undefined {
   return extra;
 }
 
-const BOOT_DEVICES: Record<string, Domain['os']['boot'][number]> = { a: 'fd', d: 'cdrom', n: 'network', c: 'hd' };
+const BOOT_DEVICES: ReadonlyMap<string, Domain['os']['boot'][number]> = new Map([['a', 'fd'], ['d', 'cdrom'], ['n', 'network'], ['c', 'hd']]);
 /** libvirt keeps at most this many boot devices (VIR_DOMAIN_BOOT_LAST). */
 const MAX_BOOT_DEVICES = 4;
 
@@ -161,7 +166,7 @@ function parseOs(conf: ConfFile, dom: Domain): void {
   setKernelKeys(conf, dom);
 
   const boot = getStr(conf, 'boot') ?? 'c';
-  dom.os.boot = [...boot.slice(0, MAX_BOOT_DEVICES)].map((c) => lookup(BOOT_DEVICES, c) ?? 'hd');
+  dom.os.boot = [...boot.slice(0, MAX_BOOT_DEVICES)].map((c) => BOOT_DEVICES.get(c) ?? 'hd');
 
   const nested = confGetBool(conf, 'nestedhvm');
   if (nested !== undefined) {
@@ -464,9 +469,9 @@ export interface XlDiskSpec {
   script?: string;
 }
 
-const DISK_FORMATS: Record<string, XlDiskFormat> = {
-  '': 'raw', raw: 'raw', qcow: 'qcow', qcow2: 'qcow2', vhd: 'vhd', empty: 'empty', qed: 'qed',
-};
+const DISK_FORMATS: ReadonlyMap<string, XlDiskFormat> = new Map([
+  ['', 'raw'], ['raw', 'raw'], ['qcow', 'qcow'], ['qcow2', 'qcow2'], ['vhd', 'vhd'], ['empty', 'empty'], ['qed', 'qed'],
+]);
 const DISK_BACKENDS: readonly XlDiskBackend[] = ['phy', 'tap', 'qdisk', 'standalone'];
 
 /** Option keywords with a value that libvirt has no use for but xl accepts. */
@@ -515,7 +520,7 @@ export function parseXlDiskSpec(spec: string): XlDiskSpec {
   let script: string | undefined;
 
   const setFormat = (s: string) => {
-    const f = lookup(DISK_FORMATS, s);
+    const f = DISK_FORMATS.get(s);
     if (f === undefined) fail('unknown value for format', s);
     if (format !== undefined && format !== f) fail('format respecified', s);
     format = f;
@@ -952,7 +957,7 @@ export function xlFromNative(text: string, fileName?: string): Domain {
 const setInt = (out: ConfFile, key: string, n: number) => confSet(out, key, confNumber(n));
 const setStr = (out: ConfFile, key: string, s: string) => confSet(out, key, confString(s));
 
-const BOOT_LETTERS: Record<Domain['os']['boot'][number], string> = { fd: 'a', cdrom: 'd', network: 'n', hd: 'c' };
+const BOOT_LETTERS: ReadonlyMap<string, string> = new Map([['fd', 'a'], ['cdrom', 'd'], ['network', 'n'], ['hd', 'c']]);
 
 function formatOs(dom: Domain, out: ConfFile): void {
   const os = dom.os;
@@ -964,7 +969,7 @@ function formatOs(dom: Domain, out: ConfFile): void {
     if (os.kernel !== undefined) setStr(out, 'kernel', os.kernel);
     if (os.initrd !== undefined) setStr(out, 'ramdisk', os.initrd);
     if (os.cmdline !== undefined) setStr(out, 'cmdline', os.cmdline);
-    const boot = os.boot.slice(0, MAX_BOOT_DEVICES).map((b) => lookup(BOOT_LETTERS, b) ?? 'c').join('');
+    const boot = os.boot.slice(0, MAX_BOOT_DEVICES).map((b) => BOOT_LETTERS.get(b) ?? 'c').join('');
     setStr(out, 'boot', boot === '' ? 'c' : boot);
     if (dom.cpu?.mode === 'host-passthrough') {
       const noHwVirt = dom.cpu.features.some((f) =>
@@ -1025,7 +1030,9 @@ function formatXenbusLimits(dom: Domain, out: ConfFile): void {
   }
 }
 
-const XL_FORMATS: Record<string, string> = { raw: 'raw', vhd: 'xvhd', qcow: 'qcow', qcow2: 'qcow2', qed: 'qed' };
+const XL_FORMATS: ReadonlyMap<string, string> = new Map([['raw', 'raw'], ['vhd', 'xvhd'], ['qcow', 'qcow'], ['qcow2', 'qcow2'], ['qed', 'qed']]);
+/** libvirt's driver names -> xl's backendtype. */
+const XL_BACKENDS: ReadonlyMap<string, string> = new Map([['qemu', 'qdisk'], ['file', 'qdisk'], ['tap', 'tap'], ['phy', 'phy']]);
 
 /** "rbd:POOL/IMAGE:auth_supported=none:mon_host=H\\:PORT\\;..." (xenFormatXLDiskSrcNet). */
 function formatRbdSource(source: NonNullable<DiskDevice['source']>): string {
@@ -1067,14 +1074,13 @@ function formatDiskSource(disk: DiskDevice): string | undefined {
 
 /** One disk in xl's key=value form; target= must come last as it takes the rest of the string. */
 export function formatXlDisk(disk: DiskDevice): string {
-  let s = `format=${lookup(XL_FORMATS, disk.driver?.type ?? '') ?? 'raw'}`;
+  let s = `format=${XL_FORMATS.get(disk.driver?.type ?? '') ?? 'raw'}`;
   s += `,vdev=${disk.target.dev}`;
   s += `,access=${disk.readonly ? 'ro' : disk.shareable ? '!' : 'rw'}`;
   if (disk.transient) throw xlError('CONFIG_UNSUPPORTED', 'transient disks not supported yet');
   const driver = disk.driver?.name;
   if (driver !== undefined) {
-    const backends: Record<string, string> = { qemu: 'qdisk', file: 'qdisk', tap: 'tap', phy: 'phy' };
-    s += `,backendtype=${lookup(backends, driver) ?? ''}`;
+    s += `,backendtype=${XL_BACKENDS.get(driver) ?? ''}`;
   }
   if (disk.device === 'cdrom') s += ',devtype=cdrom';
   const target = formatDiskSource(disk);

@@ -144,6 +144,11 @@ export class XlBackend implements HypervisorBackend {
   private rescan = false;
   private debounce: NodeJS.Timeout | undefined;
   private active = false;
+  /** Our own operations in flight (start, restore, save, destroy): scans wait for them. */
+  private ops = 0;
+  private deferred = false;
+  /** Kills the scans' toolstack calls at close. */
+  private readonly aborter = new AbortController();
   /** When the domain watches were set; a firing before ready() sets `dirty`. */
   private armedAt: number | undefined;
   private dirty = false;
@@ -174,9 +179,13 @@ export class XlBackend implements HypervisorBackend {
   private get shortTimeout(): number { return this.opts.shortTimeoutMs ?? 2 * 60_000; }
 
   /** Run an xl (or other) command; a failure becomes a clear VirtError. */
-  private async xl(args: string[], ctx: Omit<XlFailureContext, 'command'>, opts: { timeoutMs?: number; input?: string } = {}): Promise<ExecResult> {
+  private async xl(args: string[], ctx: Omit<XlFailureContext, 'command'>, opts: { timeoutMs?: number; input?: string; signal?: AbortSignal } = {}): Promise<ExecResult> {
     const argv = ['xl', ...args];
-    const r = await this.exec.run(argv, { timeoutMs: opts.timeoutMs ?? this.shortTimeout, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+    const r = await this.exec.run(argv, {
+      timeoutMs: opts.timeoutMs ?? this.shortTimeout,
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     if (xlFailed(r)) throw xlError(r, { ...ctx, command: this.exec.describe(argv) });
     return r;
   }
@@ -195,18 +204,18 @@ export class XlBackend implements HypervisorBackend {
   }
 
   /** `xl list -v` plus the limits XenStore (or `xl list -l`) knows, shared for listTtlMs. */
-  private snapshot(fresh = false): Promise<Snapshot> {
+  private snapshot(fresh = false, forScan = false): Promise<Snapshot> {
     const ttl = this.opts.listTtlMs ?? 250;
     if (!fresh && this.snap && Date.now() - this.snapAt <= ttl) return this.snap;
-    const p = this.takeSnapshot();
+    const p = this.takeSnapshot(forScan ? this.aborter.signal : undefined);
     this.snap = p;
     this.snapAt = Date.now();
     p.catch(() => { if (this.snap === p) this.snap = undefined; });
     return p;
   }
 
-  private async takeSnapshot(): Promise<Snapshot> {
-    const r = await this.xl(['list', '-v'], { op: 'list the domains with' });
+  private async takeSnapshot(signal?: AbortSignal): Promise<Snapshot> {
+    const r = await this.xl(['list', '-v'], { op: 'list the domains with' }, signal ? { signal } : {});
     const entries = parseXlList(r.stdout);
     const maxMem = new Map<number, number>();
     const maxVcpus = new Map<number, number>();
@@ -505,7 +514,9 @@ export class XlBackend implements HypervisorBackend {
     throw xlError(r, ctx);
   }
 
-  async start(def: Domain, opts: StartOptions = {}): Promise<number> {
+  start(def: Domain, opts: StartOptions = {}): Promise<number> { return this.op(() => this.startNow(def, opts)); }
+
+  private async startNow(def: Domain, opts: StartOptions): Promise<number> {
     if (!def.uuid) throw new VirtError('INTERNAL_ERROR', `internal error: domain '${def.name}' has no uuid`, D);
     const t0 = Date.now();
     this.preflight(def);
@@ -562,7 +573,9 @@ export class XlBackend implements HypervisorBackend {
     if (domid === 0) throw new VirtError('OPERATION_INVALID', 'Requested operation is not valid: Domain-0 does not support requested operation', D);
   }
 
-  async destroy(domid: number): Promise<void> {
+  destroy(domid: number): Promise<void> { return this.op(() => this.destroyNow(domid)); }
+
+  private async destroyNow(domid: number): Promise<void> {
     this.notDom0(domid);
     this.expectGone.add(domid);
     const argv = ['xl', 'destroy', String(domid)];
@@ -622,7 +635,9 @@ export class XlBackend implements HypervisorBackend {
     });
   }
 
-  async save(domid: number, fd: number, progress?: ProgressFn): Promise<void> {
+  save(domid: number, fd: number, progress?: ProgressFn): Promise<void> { return this.op(() => this.saveNow(domid, fd, progress)); }
+
+  private async saveNow(domid: number, fd: number, progress?: ProgressFn): Promise<void> {
     this.notDom0(domid);
     const before = await this.info(domid);
     if (!before) throw new VirtError('NO_DOMAIN', `Domain not found: domain ${domid} is not running on this Xen host`, D);
@@ -663,7 +678,11 @@ export class XlBackend implements HypervisorBackend {
     progress?.(written, written);
   }
 
-  async restore(def: Domain, fd: number, opts: StartOptions & { progress?: ProgressFn } = {}): Promise<number> {
+  restore(def: Domain, fd: number, opts: StartOptions & { progress?: ProgressFn } = {}): Promise<number> {
+    return this.op(() => this.restoreNow(def, fd, opts));
+  }
+
+  private async restoreNow(def: Domain, fd: number, opts: StartOptions & { progress?: ProgressFn }): Promise<number> {
     if (!def.uuid) throw new VirtError('INTERNAL_ERROR', `internal error: domain '${def.name}' has no uuid`, D);
     const paused = opts.paused === true;
     const viaPause = paused || (this.opts.createMode ?? 'paused') === 'paused';
@@ -880,6 +899,20 @@ export class XlBackend implements HypervisorBackend {
     await this.scan(fresh);
   }
 
+  /** Run one of our own domain-changing operations, holding watch-triggered scans back. */
+  private async op<T>(fn: () => Promise<T>): Promise<T> {
+    this.ops++;
+    try {
+      return await fn();
+    } finally {
+      this.ops--;
+      if (this.ops === 0 && this.deferred) {
+        this.deferred = false;
+        this.kick();
+      }
+    }
+  }
+
   /** Set the domain watches (once); firings before ready() only mark the state as changed. */
   private async arm(): Promise<void> {
     if (this.armedAt !== undefined || this.closed) return;
@@ -898,6 +931,11 @@ export class XlBackend implements HypervisorBackend {
     if (this.closed) return;
     if (!this.active) {
       this.dirty = true;
+      return;
+    }
+    if (this.ops > 0) {
+      // our own create/destroy fired the watch: look once it is done, not in the middle
+      this.deferred = true;
       return;
     }
     if (this.debounce) return;
@@ -928,7 +966,7 @@ export class XlBackend implements HypervisorBackend {
 
   private async scanOnce(fresh: boolean): Promise<void> {
     if (this.closed) return;
-    const s = fresh ? await this.snapshot(true) : await (this.snap ?? this.snapshot(true));
+    const s = fresh ? await this.snapshot(true, true) : await (this.snap ?? this.snapshot(true, true));
     const now = new Map<number, string>();
     const events: BackendEvent[] = [];
     for (const e of s.entries) {
@@ -965,6 +1003,7 @@ export class XlBackend implements HypervisorBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.aborter.abort();
     if (this.debounce) clearTimeout(this.debounce);
     for (const u of this.unwatch) { try { u(); } catch { /* closing anyway */ } }
     this.unwatch = [];

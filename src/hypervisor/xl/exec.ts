@@ -31,6 +31,8 @@ export interface RunOptions {
   input?: string | Buffer;
   /** Kill the child (SIGKILL) after this long. */
   timeoutMs?: number;
+  /** Kill the child (SIGKILL) when this aborts. */
+  signal?: AbortSignal;
 }
 
 export interface SpawnOptions {
@@ -105,10 +107,13 @@ export class LocalExec implements Exec {
       let settled = false;
       const child = this.spawn(argv, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
       const timer = opts.timeoutMs ? setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs) : undefined;
+      const onAbort = () => child.kill('SIGKILL');
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
       const finish = (r: Omit<ExecResult, 'ms' | 'stdout' | 'stderr'>) => {
         if (settled) return;
         settled = true;
         if (timer) clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
         const result: ExecResult = {
           ...r,
           stdout: Buffer.concat(out).toString('utf8'),
