@@ -180,8 +180,10 @@ export const isCanonicalMac = (s: string): boolean => isCanonical(s, 17, 58, MAC
 export function parseUuid(s: string): string | undefined {
   const t = s.trim();
   if (isCanonicalUuid(t)) return t;
-  const hex = t.replace(/-/g, '').toLowerCase();
-  if (!/^[0-9a-f]{32}$/.test(hex)) return undefined;
+  // XenD writes them as 32 bare lower-case digits: no cleaning up needed.
+  const bare = isCanonical(t, 32, 0, []);
+  const hex = bare ? t : t.replace(/-/g, '').toLowerCase();
+  if (!bare && !/^[0-9a-f]{32}$/.test(hex)) return undefined;
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 

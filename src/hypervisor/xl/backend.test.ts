@@ -91,8 +91,8 @@ test('list and info: Domain-0 and guests, with limits from XenStore', async (t) 
   assert.equal(xlCalls(fake).filter((c) => c.startsWith('xl list')).length, 0);
 });
 
-test('start: our xl config, xl create -e -p, then unpause by domid', async (t) => {
-  const r = await rig(t);
+test('start, paused mode: our xl config, xl create -e -p, then unpause by domid', async (t) => {
+  const r = await rig(t, { backend: { createMode: 'paused' } });
   const def = parseDomainXml(pvXml(r));
   const domid = await r.b.start(def);
   const dom = r.fake.domain(domid)!;
@@ -117,15 +117,18 @@ test('start: our xl config, xl create -e -p, then unpause by domid', async (t) =
   assert.equal((await r.b.info(paused))!.state, 'paused');
 });
 
-test('start, direct mode: one xl create', async (t) => {
-  const r = await rig(t, { backend: { createMode: 'direct' } });
+test('start, direct mode (the default): one xl create; -p only for a paused start', async (t) => {
+  const r = await rig(t);
   const domid = await r.b.start(parseDomainXml(pvXml(r)));
-  assert.deepEqual(xlCalls(r.fake).filter((c) => /create|unpause/.test(c)).map((c) => c.replace(/\S+\.cfg$/, 'CFG')), ['xl create -e CFG']);
   assert.equal(r.fake.domain(domid)!.paused, false);
+  const paused = await r.b.start(parseDomainXml(pvXml(r, 'pv2')), { paused: true });
+  assert.equal(r.fake.domain(paused)!.paused, true);
+  assert.deepEqual(xlCalls(r.fake).filter((c) => /create|unpause/.test(c)).map((c) => c.replace(/\S+\.cfg$/, 'CFG')), ['xl create -e CFG', 'xl create -e -p CFG']);
+  assert.equal(r.b.lastStart?.phases['xl create'] !== undefined, true);
 });
 
 test('start failures: clear messages, nothing left behind', async (t) => {
-  const r = await rig(t);
+  const r = await rig(t, { backend: { createMode: 'paused' } });
   await assert.rejects(r.b.start(parseDomainXml(pvXml(r, 'big', '', 4000))), (e: VirtError) => {
     assert.equal(e.codeName, 'OPERATION_FAILED');
     assert.match(e.message, /not enough free memory: domain 'big' needs 4000 MiB, the host has 1023 MiB free/);
@@ -215,7 +218,7 @@ test('save and restore stream through pipes, after the caller\'s header', async 
   assert.notEqual(back, domid);
   assert.equal(r.fake.domain(back)!.name, 'pv1');
   assert.equal(r.fake.domain(back)!.paused, false);
-  assert.ok(xlCalls(r.fake).some((c) => /^xl restore -e -p \S+\.cfg \/proc\/self\/fd\/0$/.test(c)));
+  assert.ok(xlCalls(r.fake).some((c) => /^xl restore -e \S+\.cfg \/proc\/self\/fd\/0$/.test(c)));
   // no events for what we removed ourselves
   await sleep(150);
   assert.deepEqual(r.events, []);

@@ -11,9 +11,13 @@
  *   followed by `xl list -v` to learn which domain stopped and why (Xen's shutdown reason).
  *
  * Starting: the definition is rendered by our own xen-xl formatter into a config file, then
- * `xl create -e -p FILE` (no xl monitor process: the driver applies on_poweroff/on_reboot/
- * on_crash itself, as libvirt does), the new domain id is looked up by UUID, and the domain is
- * unpaused. Whatever fails, nothing is left half-started: a domain with our UUID is destroyed.
+ * `xl create -e FILE` (-e: no xl monitor process, the driver applies on_poweroff/on_reboot/
+ * on_crash itself, as libvirt does) and the new domain id is looked up by UUID in XenStore.
+ * A paused start is `xl create -e -p`. With createMode 'paused', every start is `xl create -p`
+ * then `xl unpause`, as libvirt does inside libxl; here that second call is a whole xl process
+ * (0.3-1 s under emulation, 6-15 % of a small guest's start), hence not the default. Either
+ * way, whatever fails, nothing is left half-started: xl removes what it built, and any domain
+ * left with our UUID is destroyed.
  *
  * Save/restore stream through pipes (`xl save D /proc/self/fd/1`, `xl restore
  * /proc/self/fd/0`) so that xl's image follows the driver's header in the same file.
@@ -51,8 +55,8 @@ export interface XlBackendOptions {
   /** Where rendered configs are written (default /run/xenvirt/xl as root, else the tmp dir). */
   runDir?: string;
   /**
-   * 'paused' (default): `xl create -p`, then `xl unpause` once the domain is known.
-   * 'direct': `xl create` unpaused, one toolstack call less (a failure still leaves nothing).
+   * 'direct' (default): one `xl create` (with -p only for a paused start).
+   * 'paused': always `xl create -p`, then `xl unpause` once the domain id is known.
    */
   createMode?: 'paused' | 'direct';
   /** How long a snapshot of `xl list -v` serves reads (ms, default 250). */
@@ -75,6 +79,7 @@ export interface ShutdownOptions {
 }
 
 interface Snapshot {
+  /** when `xl list` was started: later changes may be missing from it */
   at: number;
   entries: XlListEntry[];
   /** KiB, by domid */
@@ -137,6 +142,8 @@ export class XlBackend implements HypervisorBackend {
   private readonly expectGone = new Set<number>();
   /** What the last scan saw: domid -> uuid. */
   private known = new Map<number, string>();
+  /** When we added a domain of our own to `known` (a look taken before cannot have it). */
+  private readonly knownSince = new Map<number, number>();
   /** Shutdowns already reported: domid -> `uuid:reason`. */
   private readonly reported = new Map<number, string>();
   private unwatch: Array<() => void> = [];
@@ -215,6 +222,7 @@ export class XlBackend implements HypervisorBackend {
   }
 
   private async takeSnapshot(signal?: AbortSignal): Promise<Snapshot> {
+    const at = Date.now();
     const r = await this.xl(['list', '-v'], { op: 'list the domains with' }, signal ? { signal } : {});
     const entries = parseXlList(r.stdout);
     const maxMem = new Map<number, number>();
@@ -237,7 +245,7 @@ export class XlBackend implements HypervisorBackend {
         }
       }
     }
-    return { at: Date.now(), entries, maxMem, maxVcpus };
+    return { at, entries, maxMem, maxVcpus };
   }
 
   private toInfo(e: XlListEntry, s: Snapshot): GuestInfo {
@@ -522,7 +530,7 @@ export class XlBackend implements HypervisorBackend {
     this.preflight(def);
     const file = this.writeConfig(def);
     const paused = opts.paused === true;
-    const viaPause = paused || (this.opts.createMode ?? 'paused') === 'paused';
+    const viaPause = paused || (this.opts.createMode ?? 'direct') === 'paused';
     const phases: Record<string, number> = { prepare: Date.now() - t0 };
     try {
       const argv = ['xl', 'create', '-e', ...(viaPause ? ['-p'] : []), file];
@@ -547,6 +555,7 @@ export class XlBackend implements HypervisorBackend {
       throw new VirtError('INTERNAL_ERROR', `internal error: cannot ${op} domain '${def.name}': xl reported success but Xen has no domain with uuid ${def.uuid}`, D);
     }
     this.known.set(domid, def.uuid!.toLowerCase());
+    this.knownSince.set(domid, Date.now());
     if (isPaused && !paused) {
       const argv = ['xl', 'unpause', String(domid)];
       const u = await this.exec.run(argv, { timeoutMs: this.shortTimeout });
@@ -685,7 +694,7 @@ export class XlBackend implements HypervisorBackend {
   private async restoreNow(def: Domain, fd: number, opts: StartOptions & { progress?: ProgressFn }): Promise<number> {
     if (!def.uuid) throw new VirtError('INTERNAL_ERROR', `internal error: domain '${def.name}' has no uuid`, D);
     const paused = opts.paused === true;
-    const viaPause = paused || (this.opts.createMode ?? 'paused') === 'paused';
+    const viaPause = paused || (this.opts.createMode ?? 'direct') === 'paused';
     const file = this.writeConfig(def);
     const argv = ['xl', 'restore', '-e', ...(viaPause ? ['-p'] : []), file, '/proc/self/fd/0'];
     const started = Date.now();
@@ -985,6 +994,12 @@ export class XlBackend implements HypervisorBackend {
     }
     for (const [domid, uuid] of this.known) {
       if (now.get(domid) === uuid) continue;
+      if ((this.knownSince.get(domid) ?? 0) >= s.at && !now.has(domid)) {
+        // started while this look was being taken: not gone, just not in it yet
+        now.set(domid, uuid);
+        continue;
+      }
+      this.knownSince.delete(domid);
       const last = this.reported.get(domid);
       this.reported.delete(domid);
       if (this.expectGone.delete(domid)) continue;

@@ -11,9 +11,9 @@ test('xen:///system selects the xl driver and its state directory', () => {
     process.env['XENVIRT_XL_STATE_DIR'] = '/srv/xenvirt';
     assert.deepEqual(xlTarget(parseUri('xen:///system')), { stateDir: '/srv/xenvirt', uri: 'xen:///system', key: 'xl:/srv/xenvirt' });
     delete process.env['XENVIRT_XL_STATE_DIR'];
-    const t = xlTarget(parseUri('xen:///system?state=/tmp/x&create=direct'));
+    const t = xlTarget(parseUri('xen:///system?state=/tmp/x&create=paused'));
     assert.equal(t.stateDir, '/tmp/x');
-    assert.equal(t.createMode, 'direct');
+    assert.equal(t.createMode, 'paused');
     const def = xlTarget(parseUri('xen:///system')).stateDir;
     assert.equal(def, process.getuid?.() === 0 ? '/var/lib/xenvirt/libxl' : path.join(os.homedir(), '.local/share/xenvirt/libxl'));
   } finally {
@@ -21,5 +21,5 @@ test('xen:///system selects the xl driver and its state directory', () => {
     else process.env['XENVIRT_XL_STATE_DIR'] = saved;
   }
   assert.throws(() => xlTarget(parseUri('xen:///system?state=relative')), /must be an absolute path/);
-  assert.throws(() => xlTarget(parseUri('xen:///system?create=sometimes')), /create='sometimes' must be 'paused'/);
+  assert.throws(() => xlTarget(parseUri('xen:///system?create=sometimes')), /create='sometimes' must be 'direct'/);
 });

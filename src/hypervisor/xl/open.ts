@@ -6,7 +6,8 @@
  * - `state=/ABS/DIR` keeps the driver's state (definitions, autostart marks, runtime records)
  *   there; the default is $XENVIRT_XL_STATE_DIR, else /var/lib/xenvirt/libxl for root, else
  *   ~/.local/share/xenvirt/libxl.
- * - `create=direct` starts guests with one `xl create` instead of `xl create -p` + `xl unpause`.
+ * - `create=paused` starts every guest with `xl create -p` + `xl unpause` (libvirt's order)
+ *   instead of one `xl create` (`create=direct`, the default).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -51,7 +52,7 @@ export function xlTarget(p: ParsedUri): XlTarget {
   const create = param(p, 'create');
   if (create !== undefined) {
     if (create !== 'paused' && create !== 'direct') {
-      throw new VirtError('INVALID_ARG', `invalid argument: create='${create}' must be 'paused' (xl create -p, then unpause) or 'direct'`);
+      throw new VirtError('INVALID_ARG', `invalid argument: create='${create}' must be 'direct' (one xl create, the default) or 'paused' (xl create -p, then xl unpause)`);
     }
     t.createMode = create;
   }

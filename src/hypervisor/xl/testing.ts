@@ -298,7 +298,7 @@ if (tool === 'xenstore-read') { const n = node(load(), p); if (!n || n.value ===
 else if (tool === 'xenstore-list') { const n = node(load(), p); if (!n) { process.stderr.write('xenstore-list: couldn\'t list path ' + p + '\n'); process.exit(1); } process.stdout.write((n.children || []).map((c) => c + '\n').join('')); }
 else if (tool === 'xenstore-watch') {
   let last = '';
-  const key = (st) => JSON.stringify(st.domains.map((d) => [d.domid, d.shutdown, d.reason]));
+  const key = (st) => String(st.version);
   const tick = () => { const k = key(load()); if (k !== last) { last = k; process.stdout.write(p + '\n'); } };
   tick();
   setInterval(tick, 25);
@@ -474,12 +474,15 @@ export class FakeXenHost {
     });
   }
 
-  /** Fire the domain watches when the set of domains or their shutdown state changed. */
+  /**
+   * Fire the domain watches whenever the state changed (any version: a domain may have come
+   * and gone between two looks, which real Xen would still have announced twice).
+   */
   private check(): void {
     if (!this.server) return;
     let st: FakeState;
     try { st = this.state(); } catch { return; }
-    const key = JSON.stringify(st.domains.map((d) => [d.domid, d.shutdown, d.reason]));
+    const key = String(st.version);
     if (key === this.lastKey) return;
     const before = this.lastKey;
     this.lastKey = key;
