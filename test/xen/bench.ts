@@ -56,14 +56,17 @@ async function gone(): Promise<void> {
   await waitFor(`${NAME} to leave xl list`, async () => !(await xlDomain(NAME)), 60_000, 200);
 }
 
-interface ApiRun { conn: Connection; dom: DomainRef; backend: XlBackend; total: number[]; xlCreate: number[]; added: number[] }
+interface ApiRun {
+  conn: Connection; dom: DomainRef; backend: XlBackend;
+  total: number[]; xlCreate: number[]; added: number[]; phases: Array<Record<string, number>>;
+}
 
 async function apiVariant(uri: string): Promise<ApiRun> {
   const conn = await openConnection(uri);
   const dom = await conn.defineXml(benchXml()).catch(async () => conn.lookupByName(NAME));
   const backend = driverOf(conn)?.backend;
   if (!(backend instanceof XlBackend)) throw new Error(`${uri} did not open the xl backend`);
-  return { conn, dom, backend, total: [], xlCreate: [], added: [] };
+  return { conn, dom, backend, total: [], xlCreate: [], added: [], phases: [] };
 }
 
 async function timeApi(v: ApiRun): Promise<number> {
@@ -71,6 +74,7 @@ async function timeApi(v: ApiRun): Promise<number> {
   await v.conn.create(v.dom);
   const ms = Date.now() - t;
   v.total.push(ms);
+  if (v.backend.lastStart) v.phases.push(v.backend.lastStart.phases);
   const inner = v.backend.lastStart?.phases['xl create'];
   if (inner !== undefined) {
     v.xlCreate.push(inner);
@@ -154,10 +158,10 @@ async function main(): Promise<void> {
     out('xenvirt_added_in_call_pct', pct(addedApi, mx), '%');
     out('xenvirt_added_in_call_paused', fmt(addedPaused), 's');
     out('xenvirt_added_in_call_paused_pct', pct(addedPaused, mx), '%');
-    const phases = [...new Set(paused.backend.lastStart ? Object.keys(paused.backend.lastStart.phases) : [])];
-    for (const k of phases) {
-      const vals = paused.total.length ? [paused.backend.lastStart!.phases[k]!] : [];
-      out(`paused_phase_${k.replace(/\W+/g, '_')}`, fmt(median(vals)), 's');
+    for (const [label, v] of [['api', api], ['paused', paused]] as const) {
+      for (const k of [...new Set(v.phases.flatMap((p) => Object.keys(p)))]) {
+        out(`${label}_phase_${k.replace(/\W+/g, '_')}`, fmt(median(v.phases.map((p) => p[k] ?? 0))), 's');
+      }
     }
     out('node_startup', fmt(nodeOnly), 's');
     out('node_cli_module_load', fmt(imports - nodeOnly), 's');
