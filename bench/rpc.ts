@@ -7,6 +7,10 @@
  *   XMLDesc                >= 2x libvirtd      define+undefine        >= 1x libvirtd
  *   `virsh list --all` with 1001 domains: at most half of libvirtd's time
  *
+ * define+undefine on xenvirtd is durable: each call is answered once its change is flushed, so
+ * a pair costs at least two flushes of the state directory's disk. That floor is measured too
+ * (`disk.fdatasync`: a small overwrite plus fdatasync, median) with the pair rate it allows.
+ *
  * Every figure is printed as `bench: NAME VALUE UNIT`. Options (or BENCH_* variables):
  *   --seconds N (5)  --count N (1000)  --runs N (20, virsh timings)  --rounds N (1: best of N per side)
  *   --xenvirtd-only  (no libvirtd: just xenvirtd's figures)
@@ -53,6 +57,29 @@ function listWall(r: Result): Wall {
   const key = Object.keys(r).find((k) => k.startsWith('virsh_list_all_') && k.endsWith('_domains'));
   if (!key) throw new Error('the benchmark reported no virsh list timing');
   return r[key] as Wall;
+}
+
+/** Median time of a 300-byte overwrite plus fdatasync in `dir` (preallocated file: no metadata to flush), in µs. */
+function fdatasyncFloorUs(dir: string): number {
+  const file = path.join(dir, 'fdatasync-floor');
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, Buffer.alloc(1 << 20));
+    fs.fsyncSync(fd);
+    const rec = Buffer.alloc(300, 0x78);
+    const times: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const t0 = performance.now();
+      fs.writeSync(fd, rec, 0, rec.length, i * rec.length);
+      fs.fdatasyncSync(fd);
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return times[times.length >> 1]! * 1000;
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
 }
 
 async function runWorkload(uri: string, domainType: string, label: string): Promise<Result> {
@@ -120,8 +147,10 @@ async function main(): Promise<number> {
   }
   const xs: Result[] = [];
   const ls: Result[] = [];
+  const floors: number[] = [];
   try {
     for (let i = 0; i < rounds; i++) {
+      floors.push(fdatasyncFloorUs(dir));
       // alternate the sides so that both see the same machine load
       xs.push(await runWorkload(xd.uri, 'xen', `xenvirtd round ${i + 1}`));
       if (withLibvirtd) ls.push(await runWorkload(uriFor(path.join(lvDir!, 'run', 'libvirt-sock')), 'test', `libvirtd round ${i + 1}`));
@@ -138,6 +167,9 @@ async function main(): Promise<number> {
 
   const x = best(xs);
   report('xenvirtd', x);
+  const floor = Math.min(...floors);
+  line('disk.fdatasync', floor, 'us');
+  line('disk.durable_define_undefine_ceiling', 1e6 / (2 * floor), 'pairs/s');
   if (!withLibvirtd) return 0;
   const l = best(ls);
   report('libvirtd', l);

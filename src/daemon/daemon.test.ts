@@ -140,9 +140,9 @@ test("libvirtd's error replies: unknown procedure, program, version; undecodable
     assert.equal(e.message, 'Unable to decode message payload');
 
     // a procedure libvirt defines but the Xen driver does not implement
-    e = replyError((await c.call(P.DOMAIN_GET_VCPUS, { codec: T.RemoteDomainGetVcpusArgs, value: { dom: await lookup(c, 'Domain-0'), maxinfo: 1, maplen: 1 } }))!);
+    e = replyError((await c.call(P.DOMAIN_BLOCK_STATS, { codec: T.RemoteDomainBlockStatsArgs, value: { dom: await lookup(c, 'Domain-0'), path: 'xvda' } }))!);
     assert.deepEqual([e.code, e.domain, e.message, e.str1, e.str2],
-      [3, 20, 'this function is not supported by the connection driver: virDomainGetVcpus', 'this function is not supported by the connection driver: %s', 'virDomainGetVcpus']);
+      [3, 20, 'this function is not supported by the connection driver: virDomainBlockStats', 'this function is not supported by the connection driver: %s', 'virDomainBlockStats']);
     e = replyError((await c.call(P.NETWORK_LOOKUP_BY_NAME, { codec: T.RemoteNetworkLookupByNameArgs, value: { name: 'default' } }))!);
     assert.deepEqual([e.code, e.domain], [3, 19]);
 

@@ -25,8 +25,11 @@ import { DEFAULT_GUESTS } from '../hypervisor/sim/fixtures.js';
 import { parseUri } from '../uri/parse.js';
 import { VirtError } from '../errors.js';
 import { noConnectDriver } from './errors.js';
-import type { RemoteNonnullDomain } from '../rpc/generated/remote-types.js';
+import type { EncodedReply } from '../rpc/dispatcher.js';
 
+
+/** How long the daemon keeps the state lock after its last transaction. */
+const DAEMON_LOCK_LINGER_MS = 20;
 
 /** One opened driver. */
 export interface DriverEntry {
@@ -35,9 +38,9 @@ export interface DriverEntry {
   /** What CONNECT_GET_URI reports. */
   readonly uri: string;
   readonly conn: Connection;
-  /** Reply caches (only for drivers whose store the daemon versions). */
-  readonly xmlCache?: ReplyCache<string>;
-  readonly listCache?: ReplyCache<RemoteNonnullDomain[]>;
+  /** Encoded replies, cached (only for drivers whose store the daemon versions): per domain, and lists. */
+  readonly replyCache?: ReplyCache<EncodedReply>;
+  readonly listCache?: ReplyCache<EncodedReply>;
 }
 
 export interface DriverHubOptions {
@@ -107,7 +110,9 @@ export class DriverHub {
 
   private async openTest(): Promise<DriverEntry> {
     const dir = this.testStateDir;
-    const store = new VersionedStore(dir ? await DirStore.open(dir, { prefixes: STORE_PREFIXES }) : new MemoryStore());
+    // The daemon's event loop never blocks for long: it may keep the state lock between
+    // transactions (a CLI on the same directory gets it as soon as it asks).
+    const store = new VersionedStore(dir ? await DirStore.open(dir, { prefixes: STORE_PREFIXES, lingerMs: DAEMON_LOCK_LINGER_MS }) : new MemoryStore());
     let driver: XenDriver;
     try {
       const backend = await SimHost.open(store);
@@ -123,7 +128,7 @@ export class DriverHub {
       throw e;
     }
     const conn = new LocalConnection(driver, 'test:///default', () => driver.close());
-    return { kind: 'test', uri: 'test:///default', conn, xmlCache: new ReplyCache(store), listCache: new ReplyCache(store, 64) };
+    return { kind: 'test', uri: 'test:///default', conn, replyCache: new ReplyCache(store, 16384), listCache: new ReplyCache(store, 64) };
   }
 
   private async openXen(): Promise<DriverEntry> {
@@ -187,11 +192,23 @@ export class VersionedStore implements KvStore {
     }
   }
 
-  /** True when the state cannot have changed since `version` was read. */
+  /**
+   * True when the state cannot have changed since `version` was read. After a notification,
+   * or once a second, the directory is looked at first: cheap when nothing changed, and the
+   * cached replies then stay valid instead of being recomputed every second.
+   */
   unchangedSince(version: number): boolean {
     if (this.busy > 0 || version !== this.version) return false;
     if (!this.inner.persistent) return true;
-    return this.watcher !== undefined && Date.now() - this.lastRefresh < this.maxStaleMs;
+    if (this.watcher === undefined) return false;
+    if (this.changedOnDisk || Date.now() - this.lastRefresh >= this.maxStaleMs) {
+      try {
+        this.refresh(); // another process's change, if any, moves the version
+      } catch {
+        return false;
+      }
+    }
+    return version === this.version;
   }
 
   get persistent(): boolean { return this.inner.persistent; }
@@ -255,8 +272,11 @@ export class ReplyCache<T> {
 
   constructor(private readonly store: VersionedStore, private readonly max = 4096) {}
 
-  /** The cached value, or compute it (and keep it if the state held still meanwhile). */
-  async get(key: string, compute: () => Promise<T>): Promise<T> {
+  /**
+   * The cached value (at once), or compute it and keep it if the state held still meanwhile
+   * (and `keep` agrees).
+   */
+  get(key: string, compute: () => Promise<T>, keep: () => boolean = () => true): T | Promise<T> {
     const v = this.store.version;
     if (this.version !== v || !this.store.unchangedSince(v)) {
       this.map.clear();
@@ -265,11 +285,12 @@ export class ReplyCache<T> {
       const hit = this.map.get(key);
       if (hit !== undefined) return hit;
     }
-    const value = await compute();
-    if (this.store.unchangedSince(v) && this.version === v) {
-      if (this.map.size >= this.max) this.map.clear();
-      this.map.set(key, value);
-    }
-    return value;
+    return compute().then((value) => {
+      if (keep() && this.store.unchangedSince(v) && this.version === v) {
+        if (this.map.size >= this.max) this.map.clear();
+        this.map.set(key, value);
+      }
+      return value;
+    });
   }
 }

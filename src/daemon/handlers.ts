@@ -14,15 +14,19 @@
  * (design facts §8, §10) plus the rest of the Connection interface.
  */
 import { ErrorDomain } from '../errors.js';
-import { ListFlags, MemFlags, VcpuFlags, type Connection, type DomainRef } from '../driver/connection.js';
-import { Dispatcher, apiName, type Handler } from '../rpc/dispatcher.js';
+import { DomainState, ListFlags, MemFlags, ModFlags, VcpuFlags, type Connection, type DomainRef } from '../driver/connection.js';
+import { cpuMapLen, cpusFromMap, mapsFromCpus, recordFromTypedParams, typedParamsFromRecord } from '../rpc/cpumap.js';
+import { Dispatcher, EncodedReply, apiName, type Handler } from '../rpc/dispatcher.js';
 import { Feature, AuthType, ConnectFlags } from '../rpc/protocol.js';
-import { cStringBytes, uuidToString, uuidFromString } from '../rpc/xdr.js';
+import { cStringBytes, encode, uuidToString, uuidFromString, type Codec } from '../rpc/xdr.js';
 import {
   REMOTE_PROCEDURE_LIST, RemoteProcedure, type RemoteProcedureName,
 } from '../rpc/generated/remote-procedures.js';
-import type { RemoteNonnullDomain } from '../rpc/generated/remote-types.js';
-import type { DriverEntry } from './drivers.js';
+import {
+  RemoteConnectListAllDomainsRet, RemoteDomainGetInfoRet, RemoteDomainGetStateRet, RemoteDomainGetXmlDescRet,
+  RemoteDomainLookupByNameRet, type RemoteNonnullDomain,
+} from '../rpc/generated/remote-types.js';
+import type { DriverEntry, ReplyCache } from './drivers.js';
 import { readOnlyDenial, apiErrorDomain } from './readonly.js';
 import { libvirtError, noSupport, notOpen, rpcInternal } from './errors.js';
 
@@ -86,6 +90,33 @@ const toWire = (r: DomainRef): RemoteNonnullDomain => ({ name: r.name, uuid: wir
 const fromWire = (d: RemoteNonnullDomain): DomainRef => ({ name: d.name, uuid: uuidToString(d.uuid), id: d.id });
 
 const conn = (s: Session): Connection => s.entry!.conn;
+
+/**
+ * A reply that depends only on the driver's stored state: from `cache` when the driver has
+ * one (see ReplyCache), kept encoded and answered at once while nothing changes. `keep` says
+ * whether a computed answer may be cached.
+ */
+function stateReply<T>(
+  cache: ReplyCache<EncodedReply> | undefined, s: Session, key: string, codec: Codec<T>,
+  compute: (c: Connection) => Promise<T>, keep?: (v: T) => boolean,
+): T | EncodedReply | Promise<T | EncodedReply> {
+  const c = conn(s);
+  if (!cache) return compute(c);
+  let cacheable = true;
+  return cache.get(key, () => compute(c).then((v) => {
+    cacheable = keep?.(v) ?? true;
+    return new EncodedReply(encode(codec, v));
+  }), () => cacheable);
+}
+
+/** remote.c's bounds on a cpumap answer (REMOTE_VCPUINFO_MAX, REMOTE_CPUMAPS_MAX). */
+function checkMaps(count: number, maplen: number, what: string): void {
+  if (count < 0 || count > 16384) throw rpcInternal(`${what} > REMOTE_VCPUINFO_MAX`);
+  if (maplen < 0 || count * maplen > 8388608) throw rpcInternal(`${what} * maplen > REMOTE_CPUMAPS_MAX`);
+}
+
+/** The first `nparams` scheduler parameters, as typed parameters (virsh asks with the count GET_SCHEDULER_TYPE gave). */
+const schedParams = (p: Record<string, number>, nparams: number) => typedParamsFromRecord(p).slice(0, Math.max(0, nparams));
 const bool = (b: boolean) => (b ? 1 : 0);
 
 /** The features of CONNECT_SUPPORTS_FEATURE xenvirtd has (facts §2.3; no fd passing). */
@@ -151,16 +182,22 @@ const IMPL: Impl = {
     };
   },
   NODE_GET_FREE_MEMORY: async (_a, s) => ({ freeMem: await conn(s).nodeGetFreeMemory() }),
+  /** Every host CPU is online to Xen's guests (python-libvirt sizes its vcpu maps from this). */
+  NODE_GET_CPU_MAP: async ({ need_map, need_online, flags }, s) => {
+    if (flags !== 0) throw libvirtError('INVALID_ARG', ErrorDomain.LIBXL, 'invalid argument: %s', `unsupported flags (0x${flags.toString(16)}) in function libxlNodeGetCPUMap`);
+    const { cpus } = await conn(s).nodeGetInfo();
+    const all = Array.from({ length: cpus }, (_, i) => i);
+    return { cpumap: need_map ? mapsFromCpus([all], cpuMapLen(cpus)) : Buffer.alloc(0), online: need_online ? cpus : 0, ret: cpus };
+  },
   /** No security driver: an empty model, which virsh dominfo prints nothing for. */
   NODE_GET_SECURITY_MODEL: () => ({ model: cStringBytes(''), doi: cStringBytes('') }),
 
   // -- lists and lookups ----------------------------------------------------------------------
-  CONNECT_LIST_ALL_DOMAINS: async ({ need_results, flags }, s) => {
-    const e = s.entry!;
-    const list = () => e.conn.listAllDomains(flags).then((doms) => doms.map(toWire));
-    const doms = e.listCache ? await e.listCache.get(String(flags), list) : await list();
-    return { domains: need_results ? doms : [], ret: doms.length };
-  },
+  // Kept encoded: with a thousand domains, encoding the list costs more than the rest of the call.
+  CONNECT_LIST_ALL_DOMAINS: ({ need_results, flags }, s) => stateReply(s.entry!.listCache, s, `${need_results}/${flags}`, RemoteConnectListAllDomainsRet, async (c) => {
+    const doms = await c.listAllDomains(flags);
+    return { domains: need_results ? doms.map(toWire) : [], ret: doms.length };
+  }),
   CONNECT_NUM_OF_DOMAINS: async (_a, s) => ({ num: (await conn(s).listAllDomains(ListFlags.ACTIVE)).length }),
   CONNECT_NUM_OF_DEFINED_DOMAINS: async (_a, s) => ({ num: (await conn(s).listAllDomains(ListFlags.INACTIVE)).length }),
   CONNECT_LIST_DOMAINS: async ({ maxids }, s) => {
@@ -173,25 +210,23 @@ const IMPL: Impl = {
     const doms = await conn(s).listAllDomains(ListFlags.INACTIVE);
     return { names: doms.slice(0, Math.max(0, maxnames)).map((d) => d.name) };
   },
-  DOMAIN_LOOKUP_BY_NAME: async ({ name }, s) => ({ dom: toWire(await conn(s).lookupByName(name)) }),
+  DOMAIN_LOOKUP_BY_NAME: ({ name }, s) => stateReply(s.entry!.replyCache, s, `name/${name}`, RemoteDomainLookupByNameRet, async (c) => ({ dom: toWire(await c.lookupByName(name)) })),
   DOMAIN_LOOKUP_BY_UUID: async ({ uuid }, s) => ({ dom: toWire(await conn(s).lookupByUuid(uuidToString(uuid))) }),
   DOMAIN_LOOKUP_BY_ID: async ({ id }, s) => ({ dom: toWire(await conn(s).lookupById(id)) }),
 
   // -- per-domain queries ---------------------------------------------------------------------
-  DOMAIN_GET_INFO: async ({ dom }, s) => {
-    const i = await conn(s).getInfo(fromWire(dom));
+  // The driver finds a domain by UUID alone: with the flags, the UUID determines the answer.
+  DOMAIN_GET_INFO: ({ dom }, s) => stateReply(s.entry!.replyCache, s, `info/${dom.uuid.toString('hex')}`, RemoteDomainGetInfoRet, async (c) => {
+    const i = await c.getInfo(fromWire(dom));
     return { state: i.state, maxMem: BigInt(i.maxMem), memory: BigInt(i.memory), nrVirtCpu: i.nrVirtCpu, cpuTime: i.cpuTime };
-  },
-  DOMAIN_GET_STATE: async ({ dom }, s) => {
-    const st = await conn(s).getState(fromWire(dom));
+  }, (i) => i.state === DomainState.SHUTOFF), // a running domain's memory and CPU time are the hypervisor's
+  DOMAIN_GET_STATE: ({ dom }, s) => stateReply(s.entry!.replyCache, s, `state/${dom.uuid.toString('hex')}`, RemoteDomainGetStateRet, async (c) => {
+    const st = await c.getState(fromWire(dom));
     return { state: st.state, reason: st.reason };
-  },
-  DOMAIN_GET_XML_DESC: async ({ dom, flags }, s) => {
-    const e = s.entry!;
-    const xml = () => e.conn.getXmlDesc(fromWire(dom), flags);
-    // The driver finds the domain by UUID alone: the UUID and the flags determine the answer.
-    return { xml: e.xmlCache ? await e.xmlCache.get(`${dom.uuid.toString('hex')}/${flags}`, xml) : await xml() };
-  },
+  }),
+  DOMAIN_GET_XML_DESC: ({ dom, flags }, s) => stateReply(s.entry!.replyCache, s, `xml/${dom.uuid.toString('hex')}/${flags}`, RemoteDomainGetXmlDescRet, async (c) => ({
+    xml: await c.getXmlDesc(fromWire(dom), flags),
+  })),
   DOMAIN_GET_OS_TYPE: async ({ dom }, s) => ({ type: await conn(s).getOsType(fromWire(dom)) }),
   DOMAIN_IS_ACTIVE: async ({ dom }, s) => ({ active: bool(await conn(s).isActive(fromWire(dom))) }),
   DOMAIN_IS_PERSISTENT: async ({ dom }, s) => ({ persistent: bool(await conn(s).isPersistent(fromWire(dom))) }),
@@ -204,6 +239,28 @@ const IMPL: Impl = {
   DOMAIN_GET_MAX_MEMORY: async ({ dom }, s) => ({ memory: BigInt(await conn(s).getMaxMemory(fromWire(dom))) }),
   DOMAIN_GET_MAX_VCPUS: async ({ dom }, s) => ({ num: await conn(s).getMaxVcpus(fromWire(dom)) }),
   DOMAIN_GET_VCPUS_FLAGS: async ({ dom, flags }, s) => ({ num: await conn(s).getVcpusFlags(fromWire(dom), flags) }),
+  DOMAIN_GET_VCPUS: async ({ dom, maxinfo, maplen }, s) => {
+    checkMaps(maxinfo, maplen, 'maxinfo');
+    const list = (await conn(s).getVcpus(fromWire(dom))).slice(0, maxinfo);
+    const maps = Buffer.alloc(maxinfo * maplen);
+    mapsFromCpus(list.map((v) => v.affinity), maplen).copy(maps);
+    return { info: list.map((v) => ({ number: v.number, state: v.state, cpu_time: v.cpuTime, cpu: v.cpu })), cpumaps: maps };
+  },
+  DOMAIN_GET_VCPU_PIN_INFO: async ({ dom, ncpumaps, maplen, flags }, s) => {
+    checkMaps(ncpumaps, maplen, 'ncpumaps');
+    const pins = (await conn(s).getVcpuPinInfo(fromWire(dom), flags)).slice(0, ncpumaps);
+    const maps = Buffer.alloc(ncpumaps * maplen);
+    mapsFromCpus(pins, maplen).copy(maps);
+    return { cpumaps: maps, num: pins.length };
+  },
+  // virDomainPinVcpu is the live-only form
+  DOMAIN_PIN_VCPU: async ({ dom, vcpu, cpumap }, s) => { await conn(s).pinVcpu(fromWire(dom), vcpu, cpusFromMap(cpumap, cpumap.length), ModFlags.LIVE); },
+  DOMAIN_PIN_VCPU_FLAGS: async ({ dom, vcpu, cpumap, flags }, s) => { await conn(s).pinVcpu(fromWire(dom), vcpu, cpusFromMap(cpumap, cpumap.length), flags); },
+  DOMAIN_GET_SCHEDULER_TYPE: async ({ dom }, s) => conn(s).getSchedulerType(fromWire(dom)),
+  DOMAIN_GET_SCHEDULER_PARAMETERS: async ({ dom, nparams }, s) => ({ params: schedParams(await conn(s).getSchedulerParameters(fromWire(dom)), nparams) }),
+  DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS: async ({ dom, nparams, flags }, s) => ({ params: schedParams(await conn(s).getSchedulerParameters(fromWire(dom), flags), nparams) }),
+  DOMAIN_SET_SCHEDULER_PARAMETERS: async ({ dom, params }, s) => { await conn(s).setSchedulerParameters(fromWire(dom), recordFromTypedParams(params)); },
+  DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS: async ({ dom, params, flags }, s) => { await conn(s).setSchedulerParameters(fromWire(dom), recordFromTypedParams(params), flags); },
   DOMAIN_GET_SECURITY_LABEL: async ({ dom }, s) => {
     await conn(s).isActive(fromWire(dom));
     return { label: cStringBytes(''), enforcing: 0 };

@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import { FrameReader, MessageType, type Packet } from '../rpc/packet.js';
 import { KEEPALIVE_PROGRAM, KeepaliveProcedure } from '../rpc/protocol.js';
 import { keepalivePacket } from '../rpc/rpc-client.js';
-import { errorReply, type Dispatcher } from '../rpc/dispatcher.js';
+import { errorReply, type Dispatcher, type DispatchResult } from '../rpc/dispatcher.js';
 import type { DriverEntry } from './drivers.js';
 import type { DaemonServices, Session } from './handlers.js';
 import { rpcInternal } from './errors.js';
@@ -140,11 +140,23 @@ export class ClientSession implements Session {
   }
 
   private pump(): void {
-    while (this.running < this.limits.maxRequests && this.queue.length > 0 && !this.ended) {
+    while (this.running < this.limits.maxRequests && this.queue.length > 0 && !this.ended && !this.closeRequested) {
       const p = this.queue.shift()!;
+      let reply: DispatchResult;
+      try {
+        reply = this.dispatcher.dispatch(p, this);
+      } catch (e) {
+        this.destroy(`internal error: ${(e as Error).message}`);
+        return;
+      }
+      if (!(reply instanceof Promise)) {
+        // answered at once (cached replies, the handshake): no promise, no extra turn
+        this.sendReply(reply);
+        continue;
+      }
       this.running++;
-      this.dispatcher.dispatch(p, this).then(
-        (reply) => this.onReply(reply),
+      reply.then(
+        (r) => this.onReply(r),
         (e: Error) => {
           this.running--;
           this.destroy(`internal error: ${e.message}`);
@@ -163,15 +175,19 @@ export class ClientSession implements Session {
   private onReply(reply: Buffer | null): void {
     this.running--;
     if (this.ended) return;
-    if (reply) this.write(reply);
-    if (this.closeRequested) {
-      // CONNECT_CLOSE: reply, then close; whatever else was queued is dropped, as libvirtd does.
-      this.queue.length = 0;
-      this.finish();
-      return;
-    }
+    this.sendReply(reply);
+    if (this.ended) return;
     this.pump();
     if (this.running === 0) this.notifyIdle();
+  }
+
+  private sendReply(reply: Buffer | null): void {
+    if (reply) this.write(reply);
+    if (this.closeRequested && !this.ended) {
+      // CONNECT_CLOSE (or a drain): reply, then close; whatever else was queued is dropped, as libvirtd does.
+      this.queue.length = 0;
+      if (this.running === 0) this.finish();
+    }
   }
 
   private keepaliveTick(): void {

@@ -11,7 +11,7 @@ import {
   emptyDevices,
   type CharDevice, type CharSource, type ClockTimer, type ControllerDevice, type DeviceAddress, type DiskDevice,
   type Domain, type DomainClock, type DomainCpu, type DomainFeatures, type DomainOs, type GraphicsDevice,
-  type HostdevDevice, type InputDevice, type InterfaceDevice, type NumaCell, type VideoDevice,
+  type HostdevDevice, type InputDevice, type InterfaceDevice, type LifecycleAction, type NumaCell, type VideoDevice,
 } from './types.js';
 import { GENERATED_IFNAME_PREFIX, XEN_NAMESPACE } from './types.js';
 
@@ -22,11 +22,21 @@ type Vocabulary = ReadonlyMap<string, number>;
 const vocabulary = (names: readonly string[]): Vocabulary => new Map(names.map((n, i) => [n, i]));
 
 class Node {
+  // Fields are `declare`d and set in the constructor rather than given initialisers: V8 (as
+  // in Node 20) does not inline `new` for a class with field initialisers, and a Node is
+  // made per element looked up.
+  declare readonly el: XmlElement;
+  declare readonly file: string;
   /** Once indexChildren() has run: the names it knows, and the first child of each by slot. */
-  private vocabulary: Vocabulary | undefined = undefined;
-  private firstBySlot: Array<XmlElement | undefined> | undefined = undefined;
+  private declare vocabulary: Vocabulary | undefined;
+  private declare firstBySlot: Array<XmlElement | undefined> | undefined;
 
-  constructor(readonly el: XmlElement, readonly file: string) {}
+  constructor(el: XmlElement, file: string) {
+    this.el = el;
+    this.file = file;
+    this.vocabulary = undefined;
+    this.firstBySlot = undefined;
+  }
 
   /**
    * Index the children, whose names must all be in `names`, for an element whose children
@@ -124,26 +134,6 @@ function parseInteger(t: string): number | undefined {
   return t.charCodeAt(0) === 45 ? -n : n;
 }
 
-const isLowerHex = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102);
-
-/**
- * Whether s is already canonical: `length` characters, `sepCode` exactly at the positions in
- * `seps` and lower-case hex digits everywhere else. It is what UUIDs and MACs nearly always
- * look like, and such a value is its own normal form, so no string needs building.
- */
-function isCanonical(s: string, length: number, sepCode: number, seps: readonly number[]): boolean {
-  if (s.length !== length) return false;
-  let next = 0;
-  for (let i = 0; i < length; i++) {
-    const c = s.charCodeAt(i);
-    if (i === seps[next]) {
-      if (c !== sepCode) return false;
-      next++;
-    } else if (!isLowerHex(c)) return false;
-  }
-  return true;
-}
-
 const UNITS: Record<string, number> = {
   b: 1, bytes: 1,
   k: 1024, kib: 1024, kb: 1000,
@@ -169,21 +159,25 @@ function memoryOf(n: Node): number {
   return scaledKiB(n, n.text, n.attr('unit'), `<${n.el.name}>`);
 }
 
-const UUID_DASHES = [8, 13, 18, 23] as const;
-const MAC_COLONS = [2, 5, 8, 11, 14] as const;
+// UUIDs and MACs nearly always come in the canonical form, which is its own normal form, so
+// no string needs building. The checks are regexes: the values are usually slices of the
+// input text, which the regex engine reads directly and charCodeAt() only through the slice.
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const CANONICAL_MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+const BARE_UUID = /^[0-9a-f]{32}$/;
 
 /** A UUID as libvirt prints it (lower-case, dashed): the form nearly every input uses. */
-export const isCanonicalUuid = (s: string): boolean => isCanonical(s, 36, 45, UUID_DASHES);
+export const isCanonicalUuid = (s: string): boolean => CANONICAL_UUID.test(s);
 /** A MAC address as libvirt prints it (six lower-case two-digit groups). */
-export const isCanonicalMac = (s: string): boolean => isCanonical(s, 17, 58, MAC_COLONS);
+export const isCanonicalMac = (s: string): boolean => CANONICAL_MAC.test(s);
 
 export function parseUuid(s: string): string | undefined {
   const t = s.trim();
   if (isCanonicalUuid(t)) return t;
   // XenD writes them as 32 bare lower-case digits: no cleaning up needed.
-  const bare = isCanonical(t, 32, 0, []);
+  const bare = BARE_UUID.test(t);
   const hex = bare ? t : t.replace(/-/g, '').toLowerCase();
-  if (!bare && !/^[0-9a-f]{32}$/.test(hex)) return undefined;
+  if (!bare && !BARE_UUID.test(hex)) return undefined;
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
@@ -291,15 +285,13 @@ function domainFromElement(root: Node): Domain {
   if (cpu) d.cpu = parseCpu(cpu);
   const clock = root.child('clock');
   if (clock) d.clock = parseClock(clock);
-  const actions = ['destroy', 'restart', 'rename-restart', 'preserve', 'coredump-destroy', 'coredump-restart'] as const;
-  for (const [el, key] of [['on_poweroff', 'onPoweroff'], ['on_reboot', 'onReboot'], ['on_crash', 'onCrash']] as const) {
-    const n = root.child(el);
-    if (!n) continue;
-    const v = n.text.trim();
-    if (!(actions as readonly string[]).includes(v)) n.fail(`invalid action '${v}'`);
-    if (el !== 'on_crash' && v.startsWith('coredump')) n.fail(`action '${v}' is only valid in <on_crash>`);
-    d[key] = v as (typeof actions)[number];
-  }
+  // Each property is set by name: a store under a computed key takes the engine's slow path.
+  const onPoweroff = lifecycleAction(root, 'on_poweroff');
+  if (onPoweroff) d.onPoweroff = onPoweroff;
+  const onReboot = lifecycleAction(root, 'on_reboot');
+  if (onReboot) d.onReboot = onReboot;
+  const onCrash = lifecycleAction(root, 'on_crash');
+  if (onCrash) d.onCrash = onCrash;
   // libvirt's defaults for absent lifecycle actions, which it then always prints.
   d.onPoweroff ??= 'destroy';
   d.onReboot ??= 'restart';
@@ -312,6 +304,20 @@ function domainFromElement(root: Node): Domain {
     d.xenCommandline = cmd.children('xen:arg').map((a) => a.need('value'));
   }
   return d;
+}
+
+const LIFECYCLE_ACTIONS: readonly LifecycleAction[] = [
+  'destroy', 'restart', 'rename-restart', 'preserve', 'coredump-destroy', 'coredump-restart',
+];
+
+/** The action in <on_poweroff>, <on_reboot> or <on_crash>; undefined when the element is absent. */
+function lifecycleAction(root: Node, el: 'on_poweroff' | 'on_reboot' | 'on_crash'): LifecycleAction | undefined {
+  const n = root.child(el);
+  if (!n) return undefined;
+  const v = n.text.trim();
+  if (!(LIFECYCLE_ACTIONS as readonly string[]).includes(v)) n.fail(`invalid action '${v}'`);
+  if (el !== 'on_crash' && v.startsWith('coredump')) n.fail(`action '${v}' is only valid in <on_crash>`);
+  return v as LifecycleAction;
 }
 
 function checkCpuset(n: Node, s: string): string {
@@ -350,10 +356,15 @@ function parseOs(os: Node): DomainOs {
     const tpl = nvram.attr('template');
     if (tpl) out.nvram.template = tpl;
   }
-  for (const [el, key] of [['kernel', 'kernel'], ['initrd', 'initrd'], ['cmdline', 'cmdline'], ['root', 'root']] as const) {
-    const v = os.childText(el);
-    if (v !== undefined) out[key] = v;
-  }
+  // Set by name, as in domainFromElement.
+  const kernel = os.childText('kernel');
+  if (kernel !== undefined) out.kernel = kernel;
+  const initrd = os.childText('initrd');
+  if (initrd !== undefined) out.initrd = initrd;
+  const cmdline = os.childText('cmdline');
+  if (cmdline !== undefined) out.cmdline = cmdline;
+  const osRoot = os.childText('root');
+  if (osRoot !== undefined) out.root = osRoot;
   for (const b of os.children('boot')) {
     const dev = b.oneOf('dev', ['fd', 'hd', 'cdrom', 'network'] as const) ?? b.fail("missing attribute 'dev'");
     out.boot.push(dev);
@@ -603,11 +614,19 @@ function parseDisk(n: Node): DiskDevice {
   if (tray) disk.target.tray = tray;
   const drv = n.child('driver');
   if (drv) {
-    disk.driver = {};
-    for (const k of ['name', 'type', 'cache', 'io', 'discard'] as const) {
-      const v = drv.attr(k);
-      if (v !== undefined) disk.driver[k] = v;
-    }
+    // Set by name, as in domainFromElement.
+    const driver: NonNullable<DiskDevice['driver']> = {};
+    const name = drv.attr('name');
+    if (name !== undefined) driver.name = name;
+    const type = drv.attr('type');
+    if (type !== undefined) driver.type = type;
+    const cache = drv.attr('cache');
+    if (cache !== undefined) driver.cache = cache;
+    const io = drv.attr('io');
+    if (io !== undefined) driver.io = io;
+    const discard = drv.attr('discard');
+    if (discard !== undefined) driver.discard = discard;
+    disk.driver = driver;
   }
   const src = n.child('source');
   if (src) {
@@ -679,11 +698,19 @@ function parseInterface(n: Node): InterfaceDevice {
   if (mac) nic.mac = parseMac(mac, mac.need('address'));
   const src = n.child('source');
   if (src) {
-    nic.source = {};
-    for (const k of ['bridge', 'network', 'dev', 'mode', 'portgroup'] as const) {
-      const v = src.attr(k);
-      if (v !== undefined) nic.source[k] = v;
-    }
+    // Set by name, as in domainFromElement.
+    const source: NonNullable<InterfaceDevice['source']> = {};
+    const bridge = src.attr('bridge');
+    if (bridge !== undefined) source.bridge = bridge;
+    const network = src.attr('network');
+    if (network !== undefined) source.network = network;
+    const dev = src.attr('dev');
+    if (dev !== undefined) source.dev = dev;
+    const mode = src.attr('mode');
+    if (mode !== undefined) source.mode = mode;
+    const portgroup = src.attr('portgroup');
+    if (portgroup !== undefined) source.portgroup = portgroup;
+    nic.source = source;
   }
   const bw = n.child('bandwidth');
   if (bw) {
@@ -823,19 +850,26 @@ function parseGraphics(n: Node): GraphicsDevice {
   if (autoport) g.autoport = autoport;
   const listen = n.attr('listen');
   if (listen !== undefined) g.listenAttr = listen;
-  for (const k of ['passwd', 'keymap', 'display', 'xauth'] as const) {
-    const v = n.attr(k);
-    if (v !== undefined) g[k] = v;
-  }
+  // Set by name, as in domainFromElement.
+  const passwd = n.attr('passwd');
+  if (passwd !== undefined) g.passwd = passwd;
+  const keymap = n.attr('keymap');
+  if (keymap !== undefined) g.keymap = keymap;
+  const display = n.attr('display');
+  if (display !== undefined) g.display = display;
+  const xauth = n.attr('xauth');
+  if (xauth !== undefined) g.xauth = xauth;
   const fs = n.yesNo('fullscreen');
   if (fs) g.fullscreen = fs;
   for (const l of n.children('listen')) {
     const lt = l.oneOf('type', ['address', 'network', 'socket', 'none'] as const) ?? l.fail("missing attribute 'type'");
     const entry: GraphicsDevice['listens'][number] = { type: lt };
-    for (const k of ['address', 'network', 'socket'] as const) {
-      const v = l.attr(k);
-      if (v !== undefined) entry[k] = v;
-    }
+    const address = l.attr('address');
+    if (address !== undefined) entry.address = address;
+    const network = l.attr('network');
+    if (network !== undefined) entry.network = network;
+    const socket = l.attr('socket');
+    if (socket !== undefined) entry.socket = socket;
     g.listens.push(entry);
   }
   const mouse = n.child('mouse');

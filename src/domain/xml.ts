@@ -13,9 +13,17 @@ import { LocatedError } from '../errors.js';
  * a few dozen (only hostile input has that many) a Map keeps the duplicate check linear.
  */
 export class XmlAttrs {
+  // Fields are `declare`d and set in the constructor rather than given initialisers: V8 (as
+  // in Node 20) does not inline `new` for a class with field initialisers, and the reader
+  // makes one per element.
   /** name0, value0, name1, value1, ...; allocated with the first attribute (many elements have none). */
-  private pairs: string[] | undefined = undefined;
-  private index: Map<string, string> | undefined = undefined;
+  private declare pairs: string[] | undefined;
+  private declare index: Map<string, string> | undefined;
+
+  constructor() {
+    this.pairs = undefined;
+    this.index = undefined;
+  }
 
   get size(): number { return this.pairs ? this.pairs.length >> 1 : 0; }
 
@@ -58,14 +66,101 @@ export interface XmlElement {
 
 const MAX_DEPTH = 256;
 
+/**
+ * An element as the reader returns it. Its text and line are worked out when asked for: a
+ * domain reader asks for the text of a few leaves and for lines only in error messages, and
+ * collecting every element's text (the indentation between children) and counting lines as
+ * it went was a good part of reading a document.
+ */
+class Element implements XmlElement {
+  // Fields are set in the constructor, not declared as parameter properties, for the reason
+  // XmlAttrs gives.
+  declare readonly name: string;
+  declare readonly attrs: XmlAttrs;
+  declare readonly children: Element[];
+  private declare readonly src: string;
+  /** Position of the '<' of the start tag. */
+  private declare readonly open: number;
+  /** The content: after the start tag up to the end tag's '<' (-1, -1: an empty-element tag). */
+  private declare readonly contentStart: number;
+  private declare readonly contentEnd: number;
+  /** The content is one run of characters without references: the text as it stands. */
+  private declare readonly plain: boolean;
+  /** Position after the element's last '>'. */
+  declare readonly end: number;
+
+  constructor(name: string, attrs: XmlAttrs, children: Element[], src: string, open: number,
+    contentStart: number, contentEnd: number, plain: boolean, end: number) {
+    this.name = name;
+    this.attrs = attrs;
+    this.children = children;
+    this.src = src;
+    this.open = open;
+    this.contentStart = contentStart;
+    this.contentEnd = contentEnd;
+    this.plain = plain;
+    this.end = end;
+  }
+
+  get line(): number {
+    let line = 1;
+    for (let i = this.src.indexOf('\n'); i !== -1 && i < this.open; i = this.src.indexOf('\n', i + 1)) line++;
+    return line;
+  }
+
+  get text(): string {
+    if (this.contentStart === -1) return '';
+    if (this.plain) return this.src.slice(this.contentStart, this.contentEnd);
+    // Read the content again, stepping over the children: it is known to be well-formed, so
+    // this meets no error.
+    const s = this.src;
+    let text = '';
+    let child = 0;
+    let pos = this.contentStart;
+    for (;;) {
+      const lt = s.indexOf('<', pos);
+      if (lt > pos) text += decodeRefs(s, pos, lt);
+      if (lt === this.contentEnd) return text;
+      if (s.startsWith('<!--', lt)) pos = s.indexOf('-->', lt + 4) + 3;
+      else if (s.startsWith('<![CDATA[', lt)) {
+        const close = s.indexOf(']]>', lt + 9);
+        text += s.slice(lt + 9, close);
+        pos = close + 3;
+      } else if (s.charCodeAt(lt + 1) === 63) pos = s.indexOf('?>', lt + 2) + 2;
+      else pos = this.children[child++]!.end;
+    }
+  }
+}
+
+/** s from start to stop with its references, already checked by the reader, resolved. */
+function decodeRefs(s: string, start: number, stop: number): string {
+  let amp = s.indexOf('&', start);
+  if (amp === -1 || amp >= stop) return s.slice(start, stop);
+  let out = '';
+  let from = start;
+  while (amp !== -1 && amp < stop) {
+    const semi = s.indexOf(';', amp);
+    out += s.slice(from, amp) + resolveRef(s.slice(amp + 1, semi));
+    from = semi + 1;
+    amp = s.indexOf('&', from);
+  }
+  return out + s.slice(from, stop);
+}
+
 class Reader {
-  pos = 0;
-  /** Line counting moves forward only: the line reached so far and the next newline after it. */
-  private line = 1;
-  private nextNewline = -2;
+  // Fields are set in the constructor for the reason XmlAttrs gives.
+  declare pos: number;
   /** Position of the first '&' at or after the last decode start (-1: none left). */
-  private nextAmp = -2;
-  constructor(readonly src: string, readonly file: string) {}
+  private declare nextAmp: number;
+  declare readonly src: string;
+  declare readonly file: string;
+
+  constructor(src: string, file: string) {
+    this.pos = 0;
+    this.nextAmp = -2;
+    this.src = src;
+    this.file = file;
+  }
 
   fail(msg: string, at = this.pos): never {
     let line = 1;
@@ -74,17 +169,6 @@ class Reader {
       if (this.src.charCodeAt(i) === 10) { line++; col = 1; } else col++;
     }
     throw new LocatedError('XML_ERROR', this.file, line, col, msg);
-  }
-
-  /** The 1-based line of `at`; callers ask in increasing position order (element starts). */
-  lineAt(at: number): number {
-    const s = this.src;
-    if (this.nextNewline === -2) this.nextNewline = s.indexOf('\n');
-    while (this.nextNewline !== -1 && this.nextNewline < at) {
-      this.line++;
-      this.nextNewline = s.indexOf('\n', this.nextNewline + 1);
-    }
-    return this.line;
   }
 
   skipSpace(): void {
@@ -168,22 +252,12 @@ class Reader {
   }
 
   resolve(ref: string, at: number): string {
-    switch (ref) {
-      case 'lt': return '<';
-      case 'gt': return '>';
-      case 'amp': return '&';
-      case 'apos': return "'";
-      case 'quot': return '"';
-    }
-    let code = NaN;
-    if (/^#[0-9]+$/.test(ref)) code = parseInt(ref.slice(1), 10);
-    else if (/^#x[0-9a-fA-F]+$/.test(ref)) code = parseInt(ref.slice(2), 16);
-    else this.fail(`entity '&${ref};' is not allowed (only the predefined XML entities are)`, at);
-    if (!(code === 9 || code === 10 || code === 13 || (code >= 0x20 && code <= 0xd7ff) ||
-      (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff))) {
+    const c = resolveRef(ref);
+    if (c !== undefined) return c;
+    if (/^#[0-9]+$/.test(ref) || /^#x[0-9a-fA-F]+$/.test(ref)) {
       this.fail(`character reference '&${ref};' is not a valid XML character`, at);
     }
-    return String.fromCodePoint(code);
+    this.fail(`entity '&${ref};' is not allowed (only the predefined XML entities are)`, at);
   }
 
   /** One attribute value, the reader on its opening quote; leaves the reader after the closing one. */
@@ -216,11 +290,10 @@ class Reader {
     return v;
   }
 
-  element(depth: number): XmlElement {
+  element(depth: number): Element {
     if (depth > MAX_DEPTH) this.fail(`elements nested deeper than ${MAX_DEPTH}`);
     const s = this.src;
     const open = this.pos;
-    const line = this.lineAt(open);
     this.pos++; // '<'
     const name = this.name();
     const attrs = new XmlAttrs();
@@ -231,7 +304,7 @@ class Reader {
       if (c === 47) { // '/'
         if (s.charCodeAt(this.pos + 1) !== 62) this.fail("expected '>' after '/'");
         this.pos += 2;
-        return { name, attrs, children: [], text: '', line };
+        return new Element(name, attrs, [], s, open, -1, -1, true, this.pos);
       }
       if (c === 62) { this.pos++; break; } // '>'
       if (this.pos >= s.length) this.fail(`unterminated start tag <${name}>`);
@@ -245,12 +318,18 @@ class Reader {
       if (q !== 34 && q !== 39) this.fail(`attribute '${an}' in <${name}> must be quoted`);
       attrs.add(an, this.attrValue(an, name, attrs));
     }
-    const children: XmlElement[] = [];
-    let text = '';
+    const children: Element[] = [];
+    const contentStart = this.pos;
+    let plain = true;
     for (;;) {
       const lt = s.indexOf('<', this.pos);
       if (lt < 0) this.fail(`element <${name}> is not closed`, open);
-      if (lt > this.pos) text += this.decode(this.pos, lt);
+      // References are checked here; the text itself is read when asked for.
+      const amp = this.ampFrom(this.pos);
+      if (amp !== -1 && amp < lt) {
+        plain = false;
+        this.decode(this.pos, lt);
+      }
       this.pos = lt;
       const c1 = s.charCodeAt(lt + 1);
       if (c1 === 47) { // '</'
@@ -266,14 +345,14 @@ class Reader {
         this.skipSpace();
         if (s.charCodeAt(this.pos) !== 62) this.fail(`expected '>' in closing tag </${name}>`);
         this.pos++;
-        return { name, attrs, children, text, line };
+        return new Element(name, attrs, children, s, open, contentStart, lt, plain, this.pos);
       }
+      plain = false;
       if (c1 === 33) { // '<!'
         if (s.startsWith('<!--', lt)) { this.skipComment(); continue; }
         if (s.startsWith('<![CDATA[', lt)) {
           const end = s.indexOf(']]>', lt + 9);
           if (end < 0) this.fail('unterminated CDATA section');
-          text += s.slice(lt + 9, end);
           this.pos = end + 3;
           continue;
         }
@@ -306,6 +385,26 @@ function isNameChar(c: number): boolean {
 
 function describe(c: string | undefined): string {
   return c === undefined ? 'end of input' : `'${c}'`;
+}
+
+/** A predefined entity or a character reference (without '&' and ';'); undefined if not allowed. */
+function resolveRef(ref: string): string | undefined {
+  switch (ref) {
+    case 'lt': return '<';
+    case 'gt': return '>';
+    case 'amp': return '&';
+    case 'apos': return "'";
+    case 'quot': return '"';
+  }
+  let code: number;
+  if (/^#[0-9]+$/.test(ref)) code = parseInt(ref.slice(1), 10);
+  else if (/^#x[0-9a-fA-F]+$/.test(ref)) code = parseInt(ref.slice(2), 16);
+  else return undefined;
+  if (!(code === 9 || code === 10 || code === 13 || (code >= 0x20 && code <= 0xd7ff) ||
+    (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff))) {
+    return undefined;
+  }
+  return String.fromCodePoint(code);
 }
 
 /** XML attribute-value normalisation: literal whitespace characters become spaces. */

@@ -84,6 +84,23 @@ export interface LifecycleEvent {
 
 export interface DomainStateInfo { state: DomainStateCode; reason: number }
 
+/** virVcpuState */
+export const VcpuState = { OFFLINE: 0, RUNNING: 1, BLOCKED: 2 } as const;
+
+/** virVcpuInfo with its affinity (the cpumap of virDomainGetVcpus, as CPU numbers). */
+export interface VcpuInfo {
+  number: number;
+  state: number;
+  /** nanoseconds */
+  cpuTime: bigint;
+  /** host CPU it runs on, -1 when offline */
+  cpu: number;
+  affinity: number[];
+}
+
+/** virDomainGetSchedulerType */
+export interface SchedulerType { type: string; nparams: number }
+
 /** virDomainJobInfo, the part xenvirt reports (times in ms, data in bytes). */
 export interface JobInfo {
   /** virDomainJobType: 0 none, 1 bounded, 2 unbounded, 3 completed, 4 failed, 5 cancelled */
@@ -155,6 +172,16 @@ export interface Connection {
   setVcpus(dom: DomainRef, count: number, flags?: number): Promise<void>;
   getVcpusFlags(dom: DomainRef, flags?: number): Promise<number>;
   getMaxVcpus(dom: DomainRef): Promise<number>;
+  /** Per-vcpu state of a running domain (virDomainGetVcpus). */
+  getVcpus(dom: DomainRef): Promise<VcpuInfo[]>;
+  /** Each vcpu's allowed host CPUs, live or in the persistent config (virDomainGetVcpuPinInfo; flags are ModFlags). */
+  getVcpuPinInfo(dom: DomainRef, flags?: number): Promise<number[][]>;
+  /** virDomainPinVcpuFlags; flags are ModFlags */
+  pinVcpu(dom: DomainRef, vcpu: number, cpus: number[], flags?: number): Promise<void>;
+  getSchedulerType(dom: DomainRef): Promise<SchedulerType>;
+  /** virDomainGetSchedulerParametersFlags: field name to value (all unsigned ints for Xen's schedulers). */
+  getSchedulerParameters(dom: DomainRef, flags?: number): Promise<Record<string, number>>;
+  setSchedulerParameters(dom: DomainRef, params: Record<string, number>, flags?: number): Promise<void>;
   attachDevice(dom: DomainRef, xml: string, flags?: number): Promise<void>;
   detachDevice(dom: DomainRef, xml: string, flags?: number): Promise<void>;
 

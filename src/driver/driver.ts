@@ -21,8 +21,9 @@ import {
   DomainState, EventDetail, EventType, ListFlags, MemFlags, ModFlags, PausedReason, RunningReason,
   ShutoffReason, UndefineFlags, VcpuFlags, XmlFlags,
   type DomainInfo, type DomainRef, type DomainStateCode, type DomainStateInfo, type JobInfo, type JobProgressEvent,
-  type LifecycleEvent, type NodeInfo,
+  type LifecycleEvent, type NodeInfo, type SchedulerType, type VcpuInfo, VcpuState,
 } from './connection.js';
+import { SCHED_FIELDS, checkPin, checkSchedParams, pinsOf, withPin } from './tuning.js';
 import type { KvStore, StoreEvent, Tx } from './store.js';
 import {
   DOM0_NAME, DOM0_UUID, DomainObj, Registry, autostartKey, configKey, decodeName, managedSaveBlob, peekIdentity, runKey,
@@ -30,7 +31,7 @@ import {
 } from './registry.js';
 import {
   checkFlags, configUnsupported, dom0Unsupported, internalError, invalidArg, noDomainById, noDomainByName,
-  noDomainByUuid, notRunning, opFailed, opInvalid, argUnsupported, systemError,
+  noDomainByUuid, noSupport, notRunning, opFailed, opInvalid, argUnsupported, systemError,
 } from './errors.js';
 import { assignMacs, cloneDomain, diskIndex, nicIndex, parseDeviceXml, type DeviceDef } from './devices.js';
 import { formatCapabilities, formatSysinfo } from './caps.js';
@@ -58,6 +59,8 @@ const REBOOT_ACPI = 1;
 const REBOOT_PARAVIRT = 16;
 const DESTROY_GRACEFUL = 1;
 const DESTROY_REMOVE_LOGS = 2;
+/** Clients (virsh) add it to say they accept string typed parameters; Xen's are all integers. */
+const TYPED_PARAM_STRING_OKAY = 4;
 
 /** Store transaction with the driver's bookkeeping: registry updates and lifecycle events. */
 interface DTx {
@@ -1153,6 +1156,108 @@ export class XenDriver {
 
   async getMaxVcpus(dom: DomainRef): Promise<number> {
     return this.getVcpusFlags(dom, VcpuFlags.LIVE | VcpuFlags.MAXIMUM);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // vcpu affinity and scheduler
+
+  /** The backend's optional call, or libvirt's "not supported" naming the API. */
+  private backendCall<K extends 'vcpuInfo' | 'pinVcpu' | 'schedulerParams' | 'setSchedulerParams'>(k: K, api: string): NonNullable<HypervisorBackend[K]> {
+    const fn = this.backend[k];
+    if (!fn) throw noSupport(api);
+    return fn.bind(this.backend) as NonNullable<HypervisorBackend[K]>;
+  }
+
+  async getVcpus(dom: DomainRef): Promise<VcpuInfo[]> {
+    const obj = this.find(dom);
+    if (!obj.active) throw opInvalid('cannot list vcpus for an inactive domain');
+    const list = await this.backendCall('vcpuInfo', 'virDomainGetVcpus')(obj.id);
+    return list.map((v) => ({
+      number: v.number,
+      state: v.state === 'offline' ? VcpuState.OFFLINE : v.state === 'running' ? VcpuState.RUNNING : VcpuState.BLOCKED,
+      cpuTime: v.cpuTime,
+      cpu: v.cpu,
+      affinity: v.cpumap,
+    }));
+  }
+
+  async getVcpuPinInfo(dom: DomainRef, flags = 0): Promise<number[][]> {
+    checkFlags(flags, ModFlags.LIVE | ModFlags.CONFIG, 'libxlDomainGetVcpuPinInfo');
+    const obj = this.find(dom);
+    const { live } = this.impact(obj, flags);
+    if (live) return (await this.getVcpus(dom)).map((v) => v.affinity);
+    return pinsOf(obj.configDef(), (await this.backend.hostInfo()).cpus);
+  }
+
+  async pinVcpu(dom: DomainRef, vcpu: number, cpus: number[], flags = 0): Promise<void> {
+    checkFlags(flags, ModFlags.LIVE | ModFlags.CONFIG, 'libxlDomainPinVcpuFlags');
+    const obj = this.find(dom);
+    const hostCpus = (await this.backend.hostInfo()).cpus;
+    await this.jobs.run(obj.uuid, () => this.tx(async (t) => {
+      const { live, config } = this.impact(obj, flags);
+      if (config) {
+        const cfg = obj.configDef();
+        checkPin(vcpu, cpus, cfg.vcpu.count, hostCpus);
+        const next = withPin(cfg, vcpu, cpus);
+        t.put(configKey(obj.name), formatDomainXml(next, { inactive: true, secure: true }), next);
+      }
+      if (live) {
+        const lv = obj.liveDef();
+        checkPin(vcpu, cpus, lv.vcpu.current ?? lv.vcpu.count, hostCpus);
+        await this.backendCall('pinVcpu', 'virDomainPinVcpuFlags')(obj.id, vcpu, cpus);
+        this.setState(t, obj, obj.stateInfo().state, obj.stateInfo().reason, withPin(lv, vcpu, cpus));
+      }
+    }));
+  }
+
+  private async scheduler(): Promise<string> {
+    const host = await this.backend.hostInfo();
+    return host.scheduler ?? 'credit';
+  }
+
+  async getSchedulerType(dom: DomainRef): Promise<SchedulerType> {
+    this.find(dom);
+    const type = await this.scheduler();
+    return { type, nparams: SCHED_FIELDS[type]?.length ?? 0 };
+  }
+
+  async getSchedulerParameters(dom: DomainRef, flags = 0): Promise<Record<string, number>> {
+    checkFlags(flags, ModFlags.LIVE | ModFlags.CONFIG | TYPED_PARAM_STRING_OKAY, 'libxlDomainGetSchedulerParametersFlags');
+    const obj = this.find(dom);
+    const { live } = this.impact(obj, flags);
+    const fields = SCHED_FIELDS[await this.scheduler()] ?? [];
+    const src: { weight?: number; cap?: number } = live
+      ? await this.backendCall('schedulerParams', 'virDomainGetSchedulerParameters')(obj.id)
+      // what a start applies: the definition's values, else Xen's defaults
+      : { weight: 256, cap: 0, ...obj.configDef().cputune };
+    const out: Record<string, number> = {};
+    for (const f of fields) out[f] = (f === 'weight' ? src.weight : src.cap) ?? 0;
+    return out;
+  }
+
+  async setSchedulerParameters(dom: DomainRef, params: Record<string, number>, flags = 0): Promise<void> {
+    checkFlags(flags, ModFlags.LIVE | ModFlags.CONFIG | TYPED_PARAM_STRING_OKAY, 'libxlDomainSetSchedulerParametersFlags');
+    const obj = this.find(dom);
+    const p = checkSchedParams(await this.scheduler(), params);
+    await this.jobs.run(obj.uuid, () => this.tx(async (t) => {
+      if (obj.dom0 && (flags & ModFlags.CONFIG)) throw dom0Unsupported();
+      const { live, config } = obj.dom0 ? { live: true, config: false } : this.impact(obj, flags);
+      const apply = (def: Domain): Domain => {
+        const next = cloneDomain(def);
+        next.cputune = { ...(next.cputune ?? { vcpupins: [] }), ...p };
+        return next;
+      };
+      if (config) {
+        // libvirt's domain XML keeps the weight (<shares>) but has no element for the cap
+        if (p.cap !== undefined) throw argUnsupported('the scheduler cap can only be changed on the running domain (--live)');
+        const next = apply(obj.configDef());
+        t.put(configKey(obj.name), formatDomainXml(next, { inactive: true, secure: true }), next);
+      }
+      if (live) {
+        await this.backendCall('setSchedulerParams', 'virDomainSetSchedulerParameters')(obj.id, p);
+        if (!obj.dom0) this.setState(t, obj, obj.stateInfo().state, obj.stateInfo().reason, apply(obj.liveDef()));
+      }
+    }));
   }
 
   getJobInfo(dom: DomainRef): JobInfo {

@@ -3,7 +3,8 @@
  * share one driver (one per state directory per process); the driver closes with the last.
  */
 import type {
-  Connection, DomainInfo, DomainRef, DomainStateInfo, JobInfo, JobProgressEvent, LifecycleEvent, NodeInfo,
+  Connection, DomainInfo, DomainRef, DomainStateInfo, JobInfo, JobProgressEvent, LifecycleEvent, NodeInfo, SchedulerType,
+  VcpuInfo,
 } from './connection.js';
 import { XmlFlags } from './connection.js';
 import { LIB_VERSION, type XenDriver } from './driver.js';
@@ -84,6 +85,18 @@ export class LocalConnection implements Connection {
   async setVcpus(dom: DomainRef, count: number, flags?: number): Promise<void> { return this.w('virDomainSetVcpusFlags').setVcpus(dom, count, flags); }
   async getVcpusFlags(dom: DomainRef, flags?: number): Promise<number> { return this.d('virDomainGetVcpusFlags').getVcpusFlags(dom, flags); }
   async getMaxVcpus(dom: DomainRef): Promise<number> { return this.d('virDomainGetMaxVcpus').getMaxVcpus(dom); }
+  async getVcpus(dom: DomainRef): Promise<VcpuInfo[]> { return this.d('virDomainGetVcpus').getVcpus(dom); }
+  async getVcpuPinInfo(dom: DomainRef, flags?: number): Promise<number[][]> { return this.d('virDomainGetVcpuPinInfo').getVcpuPinInfo(dom, flags); }
+  async pinVcpu(dom: DomainRef, vcpu: number, cpus: number[], flags?: number): Promise<void> {
+    return this.w('virDomainPinVcpuFlags').pinVcpu(dom, vcpu, cpus, flags);
+  }
+  async getSchedulerType(dom: DomainRef): Promise<SchedulerType> { return this.d('virDomainGetSchedulerType').getSchedulerType(dom); }
+  async getSchedulerParameters(dom: DomainRef, flags?: number): Promise<Record<string, number>> {
+    return this.d('virDomainGetSchedulerParametersFlags').getSchedulerParameters(dom, flags);
+  }
+  async setSchedulerParameters(dom: DomainRef, params: Record<string, number>, flags?: number): Promise<void> {
+    return this.w('virDomainSetSchedulerParametersFlags').setSchedulerParameters(dom, params, flags);
+  }
   async attachDevice(dom: DomainRef, xml: string, flags?: number): Promise<void> { return this.w('virDomainAttachDeviceFlags').attachDevice(dom, xml, flags); }
   async detachDevice(dom: DomainRef, xml: string, flags?: number): Promise<void> { return this.w('virDomainDetachDeviceFlags').detachDevice(dom, xml, flags); }
 

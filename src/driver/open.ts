@@ -18,13 +18,9 @@ import type { Connection } from './connection.js';
 import { DirStore, MemoryStore, type KvStore } from './store.js';
 import { XenDriver, type DriverOptions } from './driver.js';
 import { LocalConnection } from './local.js';
-import { SimHost } from '../hypervisor/sim/host.js';
-import { DEFAULT_GUESTS } from '../hypervisor/sim/fixtures.js';
-import { startXendDriver, xendTarget } from '../hypervisor/xend/open.js';
-import { startXlDriver, xlTarget } from '../hypervisor/xl/open.js';
+import type { SimHost } from '../hypervisor/sim/host.js';
 import { formatUri, parseUri, resolveDefaultUri, type ParsedUri } from '../uri/parse.js';
 import { internalError, invalidArg, noConnect } from './errors.js';
-import { openRemote as openRpc } from '../rpc/client.js';
 
 export const FALLBACK_URI = 'xen:///system';
 /** The sub-stores of a persistent simulated host's state directory (shared with xenvirtd). */
@@ -59,8 +55,12 @@ async function acquire(key: string, make: () => Promise<XenDriver>, uri: string,
   }, readonly);
 }
 
+// Backends and the RPC client load when a URI needs them: a CLI call pays only for its own
+// (on a slow dom0 every module parsed is felt in each `xenvirt` command).
+
 async function simDriver(uri: string, store: KvStore, preload: boolean): Promise<XenDriver> {
   try {
+    const [{ SimHost }, { DEFAULT_GUESTS }] = await Promise.all([import('../hypervisor/sim/host.js'), import('../hypervisor/sim/fixtures.js')]);
     const backend = await SimHost.open(store);
     const opts: DriverOptions = { uri, store, backend };
     if (preload) opts.preload = DEFAULT_GUESTS.map((g) => ({ xml: g.xml, autostart: g.autostart ?? false }));
@@ -97,11 +97,12 @@ export function isXenControlDomain(capsFile = '/proc/xen/capabilities'): boolean
   }
 }
 
-function openXen(p: ParsedUri, ro: boolean): Promise<Connection> {
+async function openXen(p: ParsedUri, ro: boolean): Promise<Connection> {
   if (p.path !== '' && p.path !== '/' && p.path !== '/system') {
     throw internalError(`unexpected Xen URI path '${p.path}', try xen:///system`);
   }
   // Xen 3.x: XenD named by ?xend=, or found on a host without xl (src/hypervisor/xend/open.ts)
+  const { startXendDriver, xendTarget } = await import('../hypervisor/xend/open.js');
   const xend = xendTarget(p);
   if (xend) return acquire(xend.key, () => startXendDriver(xend), xend.uri, ro);
   if (!isXenControlDomain()) {
@@ -112,6 +113,7 @@ function openXen(p: ParsedUri, ro: boolean): Promise<Connection> {
     );
   }
   // Xen >= 4 with the xl toolstack (src/hypervisor/xl/open.ts)
+  const { startXlDriver, xlTarget } = await import('../hypervisor/xl/open.js');
   const xl = xlTarget(p);
   return acquire(xl.key, () => startXlDriver(xl), xl.uri, ro);
 }
@@ -126,7 +128,7 @@ export async function openConnection(uri?: string, opts: OpenOptions = {}): Prom
   const resolved = resolveDefaultUri(uri).uri ?? FALLBACK_URI;
   const p = parseUri(resolved);
   const ro = opts.readonly === true;
-  if (p.remote) return openRpc(p, { readonly: ro });
+  if (p.remote) return (await import('../rpc/client.js')).openRemote(p, { readonly: ro });
   switch (p.driver) {
     case 'test': return openTest(p, ro);
     case 'xen':
@@ -137,7 +139,7 @@ export async function openConnection(uri?: string, opts: OpenOptions = {}): Prom
 
 /** The simulated host behind a connection (test:// URIs), for tests: crash triggers, host reboot. */
 export function simulatorOf(conn: Connection): SimHost | undefined {
-  if (conn instanceof LocalConnection && conn.driver.backend instanceof SimHost) return conn.driver.backend;
+  if (conn instanceof LocalConnection && conn.driver.backend.kind === 'sim') return conn.driver.backend as SimHost;
   return undefined;
 }
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
 import { DirStore, MemoryStore, type KvStore } from './store.js';
 
 const roots: string[] = [];
@@ -13,6 +14,32 @@ function tmpDir(): string {
   return d;
 }
 const PREFIXES = ['config', 'run'];
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The log's header and records as text: everything before the preallocated zeros. */
+function logText(dir: string): string {
+  const b = fs.readFileSync(path.join(dir, 'wal'));
+  const z = b.indexOf(0);
+  return b.toString('utf8', 0, z < 0 ? b.length : z);
+}
+
+/** [start, end) of each record line of the log (header excluded). */
+function recordSpans(dir: string): Array<[number, number]> {
+  const text = logText(dir);
+  const spans: Array<[number, number]> = [];
+  let at = text.indexOf('\n') + 1;
+  while (at < text.length) {
+    const nl = text.indexOf('\n', at);
+    spans.push([at, nl + 1]);
+    at = nl + 1;
+  }
+  return spans;
+}
+
+function writeAt(dir: string, at: number, data: string | Buffer): void {
+  const fd = fs.openSync(path.join(dir, 'wal'), 'r+');
+  try { fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data, 0, Buffer.byteLength(data), at); } finally { fs.closeSync(fd); }
+}
 
 async function basics(s: KvStore): Promise<void> {
   await s.transaction((tx) => {
@@ -72,10 +99,10 @@ test('DirStore: the same semantics, and everything survives reopening', async ()
   assert.equal(again.get('config/c.xml'), undefined);
   assert.equal(again.get('run/x.json'), undefined);
   await again.close();
-  // the close checkpointed: one file per key, and an empty log
+  // the close checkpointed: one file per key, and an empty log (a header, then zeros)
   assert.equal(fs.readFileSync(path.join(dir, 'config', 'a.xml'), 'utf8'), 'A');
   assert.ok(!fs.existsSync(path.join(dir, 'config', 'c.xml')));
-  assert.match(fs.readFileSync(path.join(dir, 'wal'), 'utf8'), /^#xenvirt-wal 1 \d+\n$/);
+  assert.match(logText(dir), /^#xenvirt-wal 2 [0-9a-f]{8}\n$/);
   assert.ok(!fs.existsSync(path.join(dir, 'lock')), 'no lock left behind');
 });
 
@@ -94,28 +121,82 @@ test('DirStore: values reach files only at checkpoints, the log covers the rest'
   await r.close();
 });
 
-test('DirStore: a torn or corrupt log tail is dropped, earlier records kept', async () => {
+test('DirStore: commits overwrite preallocated zeros: the log file does not grow', async () => {
   const dir = tmpDir();
-  const s = await DirStore.open(dir, { prefixes: PREFIXES, closeCheckpointMaxDirty: 0 });
+  const s = await DirStore.open(dir, { prefixes: PREFIXES, closeCheckpointMaxDirty: 0, walMaxBytes: 16384 });
+  const size = fs.statSync(path.join(dir, 'wal')).size;
+  assert.ok(size >= 16384, `preallocated ${size} bytes`);
+  for (let i = 0; i < 20; i++) await s.transaction((tx) => tx.put(`config/k${i}.xml`, 'x'.repeat(100)));
+  assert.equal(fs.statSync(path.join(dir, 'wal')).size, size);
+  assert.equal(recordSpans(dir).length, 20);
+  // past the preallocated space the log is extended (more zeros ahead), or a checkpoint starts a new one
+  for (let i = 0; i < 200; i++) await s.transaction((tx) => tx.put(`config/k${i % 20}.xml`, `v${i}`.padEnd(100)));
+  await s.close();
+  const r = await DirStore.open(dir, { prefixes: PREFIXES });
+  assert.equal(r.get('config/k19.xml'), 'v199'.padEnd(100));
+  await r.close();
+});
+
+test('DirStore: a torn or corrupt log tail is ignored, then overwritten; earlier records kept', async () => {
+  const dir = tmpDir();
+  const opts = { prefixes: PREFIXES, closeCheckpointMaxDirty: 0 };
+  const s = await DirStore.open(dir, opts);
   await s.transaction((tx) => tx.put('config/a.xml', 'one'));
   await s.transaction((tx) => tx.put('config/a.xml', 'two'));
   await s.close();
-  const wal = path.join(dir, 'wal');
-  const good = fs.readFileSync(wal);
+  const end = logText(dir).length;
   // half a record (a crash mid-write)
-  fs.appendFileSync(wal, '0123abcd {"w":"x","p":[["config/a.xml","thr');
-  let r = await DirStore.open(dir, { prefixes: PREFIXES, closeCheckpointMaxDirty: 0 });
-  assert.equal(r.get('config/a.xml'), 'two');
-  assert.deepEqual(fs.readFileSync(wal), good, 'the torn tail was cut off');
-  await r.close();
-  // a whole line with a bad checksum, and what follows it
-  fs.appendFileSync(wal, '00000000 {"w":"x","p":[["config/a.xml","bad"]]}\n');
-  r = await DirStore.open(dir, { prefixes: PREFIXES, closeCheckpointMaxDirty: 0 });
+  writeAt(dir, end, '0123abcd {"w":"x","p":[["config/a.xml","thr');
+  let r = await DirStore.open(dir, opts);
   assert.equal(r.get('config/a.xml'), 'two');
   await r.transaction((tx) => tx.put('config/b.xml', 'after'));
   await r.close();
-  r = await DirStore.open(dir, { prefixes: PREFIXES });
+  r = await DirStore.open(dir, opts);
   assert.equal(r.get('config/b.xml'), 'after');
+  assert.equal(recordSpans(dir).length, 3, 'the new record replaced the torn one');
+  await r.close();
+  // a whole line with a bad checksum is the end of the log, whatever follows it
+  const at = logText(dir).length;
+  const good = logText(dir).slice(recordSpans(dir)[2]![0]);
+  writeAt(dir, at, `00000000 {"w":"x","p":[["config/a.xml","bad"]]}\n${good}`);
+  r = await DirStore.open(dir, opts);
+  assert.equal(r.get('config/a.xml'), 'two');
+  await r.close();
+});
+
+test('DirStore: a record a crash left beyond the end of the log is never replayed', async () => {
+  const dir = tmpDir();
+  const opts = { prefixes: PREFIXES, closeCheckpointMaxDirty: 0 };
+  const s = await DirStore.open(dir, opts);
+  for (const [k, v] of [['a', '1'], ['b', '2'], ['c', '333'], ['d', '4']] as const) {
+    await s.transaction((tx) => tx.put(`config/${k}.xml`, v));
+  }
+  await s.close();
+  // One write carried records 3 and 4; the crash lost the page of 3 but not that of 4.
+  const [, , r3, r4] = recordSpans(dir);
+  writeAt(dir, r3![0], Buffer.alloc(r3![1] - r3![0]));
+  let r = await DirStore.open(dir, opts);
+  assert.deepEqual(['a', 'b', 'c', 'd'].map((k) => r.get(`config/${k}.xml`)), ['1', '2', undefined, undefined]);
+  // the next record (the same length as the lost one) lands right before the stale record 4
+  await r.transaction((tx) => tx.put('config/c.xml', 'xyz'));
+  await r.close();
+  assert.equal(recordSpans(dir)[2]![1], r4![0]);
+  r = await DirStore.open(dir, opts);
+  assert.equal(r.get('config/c.xml'), 'xyz');
+  assert.equal(r.get('config/d.xml'), undefined, 'record 4 belongs to another history');
+  await r.close();
+});
+
+test('DirStore: a format 1 log is replayed and replaced', async () => {
+  const dir = tmpDir();
+  const line = (json: string) => `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
+  fs.writeFileSync(path.join(dir, 'wal'), `#xenvirt-wal 1 ${Date.now()}\n${line('{"w":"old","p":[["config/a.xml","A"]]}')}${line('{"w":"old","p":[["config/b.xml","B"]]}')}`);
+  const s = await DirStore.open(dir, { prefixes: PREFIXES, closeCheckpointMaxDirty: 0 });
+  assert.deepEqual([s.get('config/a.xml'), s.get('config/b.xml')], ['A', 'B']);
+  assert.match(logText(dir), /^#xenvirt-wal 2 /);
+  await s.close();
+  const r = await DirStore.open(dir, { prefixes: PREFIXES });
+  assert.deepEqual([r.get('config/a.xml'), r.get('config/b.xml')], ['A', 'B']);
   await r.close();
 });
 
@@ -147,16 +228,48 @@ test('DirStore: two stores on one directory see each other, with events', async 
   await c.close();
 });
 
-test('DirStore: a dead process\'s lock is broken, a live one waited for', async () => {
+test('DirStore: a dead process\'s lock is broken, a live one waited for, an idle one given up', async () => {
   const dir = tmpDir();
-  const s = await DirStore.open(dir, { prefixes: PREFIXES, lockTimeoutMs: 300 });
   fs.writeFileSync(path.join(dir, 'lock'), '999999999 dead.writer x');
+  const s = await DirStore.open(dir, { prefixes: PREFIXES, lockTimeoutMs: 300, lingerMs: 20 });
   await s.transaction((tx) => tx.put('config/a.xml', 'A'));
+  assert.ok(fs.existsSync(path.join(dir, 'lock')), 'kept a while after a transaction');
+  await sleep(120);
+  assert.ok(!fs.existsSync(path.join(dir, 'lock')), 'given up once idle');
   fs.writeFileSync(path.join(dir, 'lock'), `${process.ppid} live.writer x`);
   await assert.rejects(s.transaction((tx) => tx.put('config/a.xml', 'B')), /Timed out during operation: cannot acquire the state lock/);
   assert.equal(s.get('config/a.xml'), 'A');
+  assert.ok(!fs.existsSync(path.join(dir, 'lock.wait')), 'a waiter that gives up leaves the queue');
   fs.rmSync(path.join(dir, 'lock'));
   await s.close();
+});
+
+test('DirStore: a busy writer hands the lock over as soon as another one asks', async () => {
+  const dir = tmpDir();
+  const a = await DirStore.open(dir, { prefixes: PREFIXES, lingerMs: 1000 });
+  const b = await DirStore.open(dir, { prefixes: PREFIXES });
+  let stop = false;
+  let n = 0;
+  const busy = (async () => {
+    while (!stop) await a.transaction((tx) => tx.put('config/a.xml', String(++n)));
+  })();
+  await sleep(30);
+  assert.ok(fs.existsSync(path.join(dir, 'lock')), 'a keeps the lock');
+  const before = n;
+  const t0 = Date.now();
+  await b.transaction((tx) => tx.put('config/b.xml', `after ${tx.get('config/a.xml')}`));
+  const waited = Date.now() - t0;
+  await sleep(30);
+  stop = true;
+  await busy;
+  assert.ok(n > before, 'a went on');
+  assert.ok(waited < 500, `b waited ${waited} ms`);
+  b.refresh();
+  assert.equal(b.get('config/a.xml'), String(n));
+  await a.transaction((tx) => assert.match(tx.get('config/b.xml') ?? '', /^after \d+$/));
+  await a.close();
+  await b.close();
+  assert.ok(!fs.existsSync(path.join(dir, 'lock')) && !fs.existsSync(path.join(dir, 'lock.wait')));
 });
 
 test('DirStore: concurrent transactions share flushes and all become durable', async () => {

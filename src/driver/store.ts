@@ -6,20 +6,21 @@
  * - MemoryStore: nothing touches the disk (test:///default, a fresh host per process).
  * - DirStore: everything lives in one directory, shared by every process that opens it.
  *
- * DirStore durability. A transaction is one line appended to a write-ahead log (`wal`),
- * checksummed, and acknowledged only after an fdatasync. Concurrent transactions share one
- * fdatasync (group commit): that is what makes thousands of durable defines per second
- * possible on a disk whose flush costs a third of a millisecond. The per-key files are written
- * at checkpoints, each with the classic sequence (temp file, fsync, rename, fsync directory),
- * and the log is then replaced by an empty one. A crash at any moment therefore leaves every
- * file either old or new, and the log (replayed on open, torn tail dropped) brings each key to
- * the last acknowledged value or to the one whose transaction was in flight.
+ * DirStore durability. A transaction is one record written into a write-ahead log (`wal`),
+ * checksummed and chained to the record before it, and acknowledged only after an fdatasync.
+ * The log's space is written as zeros ahead of time, so that flush writes the record and no
+ * metadata. Concurrent transactions share one fdatasync (group commit). The per-key files are
+ * written at checkpoints, each with the classic sequence (temp file, fsync, rename, fsync
+ * directory), and the log is then replaced by a fresh one. A crash at any moment therefore
+ * leaves every file either old or new, and the log (replayed on open, up to the first record
+ * that does not continue the chain) brings each key to the last acknowledged value or to the
+ * one whose transaction was in flight.
  *
- * Sharing between processes. Writers take a lock file for the short synchronous part of a
- * transaction, first applying the log records other processes appended since they last
- * looked. Readers pick up new records without the lock (records are whole lines). Foreign
- * changes and events are reported to listeners, which is how `event --loop` in one process
- * sees a domain shut down by another.
+ * Sharing between processes. Writers hold a lock file while they write, first applying the
+ * records other processes wrote since they last looked; a busy process keeps the lock between
+ * transactions and hands it over as soon as another one asks (see DirStore). Readers pick up
+ * new records without the lock. Foreign changes and events are reported to listeners, which is
+ * how `event --loop` in one process sees a domain shut down by another.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -80,6 +81,9 @@ export interface KvStore {
 
 type Batch = { puts: Array<[string, string | null]>; events: StoreEvent[] };
 
+/** Transaction context tracking is switched off after this long without a transaction. */
+const ALS_IDLE_MS = 500;
+
 class Mutex {
   private tail: Promise<void> = Promise.resolve();
   /** callers holding or waiting for the mutex */
@@ -110,6 +114,8 @@ abstract class BaseStore implements KvStore {
   protected changeListeners = new Set<(key: string, value: string | undefined) => void>();
   protected eventListeners = new Set<(e: StoreEvent) => void>();
   protected closed = false;
+  private lastTxEnd = 0;
+  private alsTimer: NodeJS.Timeout | undefined;
 
   get(key: string): string | undefined { return this.cache.get(key); }
 
@@ -138,12 +144,12 @@ abstract class BaseStore implements KvStore {
       try {
         result = await this.als.run(tx, () => fn(tx));
       } catch (e) {
-        tx.finished = true;
+        this.leave(tx);
         tx.rollback();
         this.end();
         throw e;
       }
-      tx.finished = true;
+      this.leave(tx);
       try {
         durable = this.commit(tx.batch());
       } finally {
@@ -157,6 +163,29 @@ abstract class BaseStore implements KvStore {
       // release is idempotent in effect: resolving an already-resolved promise is a no-op
       release();
     }
+  }
+
+  /**
+   * The transaction's callback is done. Once no transaction has run for a while, the context
+   * tracking is switched off: while it is on, every promise and I/O callback of the process
+   * pays for it (a daemon answering reads would spend a tenth of its time there). Not at once:
+   * switching it costs V8 a deoptimization, too much to pay per transaction. Work started
+   * inside a finished transaction sees no context then, which means the same as finished.
+   */
+  private leave(tx: TxImpl): void {
+    tx.finished = true;
+    this.lastTxEnd = Date.now();
+    if (this.alsTimer) return;
+    const check = () => {
+      const idle = Date.now() - this.lastTxEnd;
+      if (this.mutex.pending === 0 && idle >= ALS_IDLE_MS) {
+        this.alsTimer = undefined;
+        this.als.disable(); // the next transaction's run() switches it on again
+      } else {
+        this.alsTimer = setTimeout(check, Math.max(1, ALS_IDLE_MS - idle)).unref();
+      }
+    };
+    this.alsTimer = setTimeout(check, ALS_IDLE_MS).unref();
   }
 
   onChange(fn: (key: string, value: string | undefined) => void): () => void {
@@ -259,9 +288,15 @@ export class MemoryStore extends BaseStore {
 // DirStore
 
 const WAL = 'wal';
-const NEWLINE = Buffer.from('\n');
 const LOCK = 'lock';
-const HEADER_MAGIC = '#xenvirt-wal 1';
+/** A process waiting for the lock puts its token here; the holder hands over by renaming it onto LOCK. */
+const LOCK_WAIT = 'lock.wait';
+const MAGIC = '#xenvirt-wal';
+/** Format 2: checksum-chained records in preallocated space. Format 1 (plain appended lines) is read, then replaced. */
+const FORMAT = 2;
+/** Log space is written as zeros this much ahead (at most), so that a commit's flush has no metadata to write. */
+const PREALLOC_MAX = 1 << 20;
+const ZEROS = Buffer.alloc(64 * 1024);
 
 export interface DirStoreOptions {
   /** Top-level directories holding per-key files (e.g. ['config', 'autostart', 'run', 'sim']). */
@@ -272,6 +307,13 @@ export interface DirStoreOptions {
   closeCheckpointMaxDirty?: number;
   /** Give up waiting for another process's lock after this long (default 30 s). */
   lockTimeoutMs?: number;
+  /**
+   * Keep the lock this long after the last transaction (default 0: give it up at once unless
+   * another transaction of this process is already waiting). Only for a process whose event
+   * loop never blocks for long, such as a daemon: a waiting process gets the lock when the
+   * holder's current transaction ends, or from its timer.
+   */
+  lingerMs?: number;
 }
 
 /** Durably write a file: temp file, fsync, rename, fsync the directory. */
@@ -309,6 +351,13 @@ function pidAlive(pid: number): boolean {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const hex8 = (n: number) => n.toString(16).padStart(8, '0');
+const roundUp = (n: number, to: number) => Math.ceil(n / to) * to;
+
+/** Write `n` zero bytes at `at`. */
+function writeZeros(fd: number, at: number, n: number): void {
+  for (let done = 0; done < n;) done += fs.writeSync(fd, ZEROS, 0, Math.min(ZEROS.length, n - done), at + done);
+}
 
 /** One open log file and the fdatasyncs in flight on it. */
 class WalFile {
@@ -318,8 +367,15 @@ class WalFile {
   private next: Promise<void> | undefined;
   private static readonly PARALLEL = 2;
   closed = false;
+  readonly ino: number;
+  /** Bytes the file has (records, then preallocated zeros). */
+  size: number;
   /** beforeFlush writes out what the store still holds in memory for this file. */
-  constructor(readonly fd: number, readonly ino: number, private readonly beforeFlush: () => void = () => {}) {}
+  constructor(readonly fd: number, private readonly beforeFlush: () => void = () => {}) {
+    const st = fs.fstatSync(fd);
+    this.ino = st.ino;
+    this.size = st.size;
+  }
 
   /** Resolves after an fdatasync that began after this call: everything written before is durable. */
   sync(): Promise<void> {
@@ -371,37 +427,72 @@ class WalFile {
   }
 }
 
+/** A log record as stored (JSON): who wrote it, its puts (null = delete), its events. */
+interface LogRecord { w: string; p?: Array<[string, string | null]>; e?: StoreEvent[] }
+
+/**
+ * Everything in one directory, shared by every process that opens it.
+ *
+ * The log (`wal`). A header line `#xenvirt-wal 2 SALT`, then one line per transaction,
+ * `CRC JSON`, where CRC is the CRC-32 of JSON continued from the previous record's CRC (the
+ * first from SALT, random per log file). The file is written as zeros ahead of the records,
+ * and records overwrite those zeros in place: the fdatasync that makes a commit durable then
+ * has no metadata to write (size and block map are already on disk), which on ext4 saves a
+ * journal commit per transaction. The log ends at the first line that is not the next link of
+ * the chain: zeros, a record still being written or torn by a crash, or what a crash left of a
+ * longer record beyond it (whose CRC continues another chain). JSON never contains a newline
+ * or a zero byte, so a record cannot be mistaken for the end or hide another inside it.
+ *
+ * The lock (`lock`, holding `PID WRITER RANDOM`). Writers take it to append; a process keeps
+ * it while more of its transactions wait, and (with `lingerMs`) for a while after the last, so
+ * that a burst of transactions costs one lock file, not one each. A process that wants it
+ * meanwhile queues in `lock.wait` (one at a time) and the holder, at the end of its current
+ * transaction, hands the lock over by renaming that file onto `lock`. A lock whose process is
+ * gone is broken. Readers need no lock: they follow the log from where they stopped.
+ */
 export class DirStore extends BaseStore {
   readonly persistent = true;
   readonly dir: string;
   private readonly opts: Required<DirStoreOptions>;
   private readonly writerId = `${process.pid}.${randomBytes(6).toString('hex')}`;
   private wal!: WalFile;
-  /** Bytes of the current log already applied. */
+  /** Bytes of the current log applied (or, for our own lines, committed). */
   private walPos = 0;
+  /** CRC of the record ending at walPos: the seed of the next one's. */
+  private chain = 0;
+  /** Format of the current log (1 only until it is replaced at open). */
+  private format = FORMAT;
   /** Keys whose latest value is only in the log (not yet in their file). */
   private dirty = new Set<string>();
   private lockToken: string | undefined;
-  /** When we took the lock, and how many transactions have used it since (see end()). */
-  private lockSince = 0;
-  private lockUses = 0;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  /** A transaction ended since the linger timer last looked. */
+  private usedSinceTick = false;
   private readonly onExit = () => this.releaseLock();
   /** Log lines committed but not yet written: they end at walPos (written out in one go). */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private checkpointing: Promise<void> | undefined;
   private retired: WalFile[] = [];
+  private readonly prealloc: number;
+  private readonly lockFile: string;
+  private readonly waitFile: string;
 
   private constructor(dir: string, opts: DirStoreOptions) {
     super();
     this.dir = dir;
+    this.lockFile = path.join(dir, LOCK);
+    this.waitFile = path.join(dir, LOCK_WAIT);
     const envMax = Number(process.env['XENVIRT_WAL_MAX_BYTES']);
     this.opts = {
       prefixes: opts.prefixes,
       walMaxBytes: opts.walMaxBytes ?? (Number.isFinite(envMax) && envMax > 0 ? envMax : 64 * 1024 * 1024),
       closeCheckpointMaxDirty: opts.closeCheckpointMaxDirty ?? 64,
       lockTimeoutMs: opts.lockTimeoutMs ?? 30_000,
+      lingerMs: opts.lingerMs ?? 0,
     };
+    // no more zeros ahead than the log may grow before a checkpoint replaces it
+    this.prealloc = roundUp(Math.min(PREALLOC_MAX, this.opts.walMaxBytes), 4096);
   }
 
   /** Open (creating if needed) the state directory and load it. */
@@ -417,19 +508,57 @@ export class DirStore extends BaseStore {
     await s.acquireLock();
     try {
       s.loadFiles();
-      s.openWal(true);
-      s.readWal(true);
-    } finally {
+      s.openWal();
+      s.readWal();
+      // an older format is replaced at once (we hold the lock): from now on every log is format 2
+      if (s.format !== FORMAT) await s.rotateWal();
+    } catch (e) {
       s.releaseLock();
+      throw e;
     }
+    s.endUse();
     return s;
   }
 
   private p(rel: string): string { return path.join(this.dir, rel); }
 
-  private newWal(fd: number): WalFile {
-    const w: WalFile = new WalFile(fd, fs.fstatSync(fd).ino, () => { if (this.wal === w) this.writeOut(); });
-    return w;
+  /** Start using an open log file: read its header. */
+  private attachWal(fd: number): void {
+    const w: WalFile = new WalFile(fd, () => { if (this.wal === w) this.writeOut(); });
+    const head = Buffer.alloc(64);
+    const n = fs.readSync(fd, head, 0, head.length, 0);
+    const nl = head.indexOf(10);
+    const m = nl > 0 && nl < n ? /^#xenvirt-wal (\d+)(?: ([0-9a-f]+))?$/.exec(head.toString('latin1', 0, nl)) : null;
+    const format = m ? Number(m[1]) : 0;
+    if (format !== 1 && format !== FORMAT) {
+      fs.closeSync(fd);
+      throw new VirtError('OPERATION_FAILED', `state log '${this.p(WAL)}' is not a format ${FORMAT} xenvirt log`);
+    }
+    this.wal = w;
+    this.format = format;
+    this.walPos = nl + 1;
+    this.chain = format === FORMAT ? parseInt(m![2] ?? '0', 16) >>> 0 : 0;
+  }
+
+  /** Open the log, creating it when missing (we hold the lock). */
+  private openWal(): void {
+    const file = this.p(WAL);
+    if (!fs.existsSync(file)) writeFileDurable(file, this.newLog(), 0o600);
+    this.attachWal(fs.openSync(file, 'r+'));
+  }
+
+  /** The content of a new log: header, a record carrying `carry` if given, preallocated zeros. */
+  private newLog(carry?: Array<[string, string | null]>): Buffer {
+    const salt = randomBytes(4).readUInt32BE(0);
+    let text = `${MAGIC} ${FORMAT} ${hex8(salt)}\n`;
+    if (carry?.length) {
+      const json = JSON.stringify({ w: this.writerId, p: carry } satisfies LogRecord);
+      text += `${hex8(crc32(json, salt))} ${json}\n`;
+    }
+    const used = Buffer.byteLength(text);
+    const out = Buffer.alloc(roundUp(used + this.prealloc, 4096));
+    out.write(text, 0, 'utf8');
+    return out;
   }
 
   /** Write the committed lines still in memory (we hold the lock whenever there are any). */
@@ -439,8 +568,21 @@ export class DirStore extends BaseStore {
     const at = this.walPos - this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
+    if (at + data.length > this.wal.size) this.extendWal(at + data.length);
     let off = 0;
     while (off < data.length) off += fs.writeSync(this.wal.fd, data, off, data.length - off, at + off);
+  }
+
+  /** Preallocate more log: zeros from the current end well past `need` (the next flush makes them durable). */
+  private extendWal(need: number): void {
+    const size = fs.fstatSync(this.wal.fd).size; // another writer may have done it
+    if (size < need) {
+      const to = roundUp(need + this.prealloc, 4096);
+      writeZeros(this.wal.fd, size, to - size);
+      this.wal.size = to;
+    } else {
+      this.wal.size = size;
+    }
   }
 
   // ---- loading
@@ -468,77 +610,64 @@ export class DirStore extends BaseStore {
     }
   }
 
-  /** Open the log, creating it when missing. */
-  private openWal(create: boolean): void {
-    const file = this.p(WAL);
-    if (!fs.existsSync(file)) {
-      if (!create) throw new VirtError('OPERATION_FAILED', `state log '${file}' disappeared`);
-      writeFileDurable(file, `${HEADER_MAGIC} 0\n`, 0o600);
-    }
-    const fd = fs.openSync(file, 'r+');
-    this.wal = this.newWal(fd);
-    this.walPos = 0;
-  }
-
   /**
-   * Apply the log from walPos to its end. With `owner` (we hold the lock) a torn or corrupt
-   * tail left by a crashed writer is cut off; without it, an incomplete tail is simply a
-   * writer still at work, and is left for later.
+   * Apply the log's records from walPos to the end of the chain. What follows (zeros, a
+   * record in progress or torn) is left alone: a writer overwrites it, a reader looks again
+   * later.
    */
-  private readWal(owner: boolean, notify = false): void {
-    const size = fs.fstatSync(this.wal.fd).size;
-    if (size <= this.walPos) return;
-    const buf = Buffer.allocUnsafe(size - this.walPos);
-    let got = 0;
-    while (got < buf.length) {
-      const n = fs.readSync(this.wal.fd, buf, got, buf.length - got, this.walPos + got);
-      if (n === 0) break;
-      got += n;
-    }
-    let start = 0;
-    let bad = false;
-    while (start < got) {
-      const nl = buf.indexOf(10, start);
-      if (nl < 0 || nl >= got) break;
-      const line = buf.toString('utf8', start, nl);
-      if (!this.applyLine(line, notify)) { bad = true; break; }
-      start = nl + 1;
-    }
-    this.walPos += start;
-    if (owner && (bad || start < got) && this.walPos < size) {
-      // Whatever follows the last good record was never acknowledged: drop it.
-      fs.ftruncateSync(this.wal.fd, this.walPos);
-      fs.fdatasyncSync(this.wal.fd);
+  private readWal(notify = false): void {
+    let size = 8192;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(size);
+      let got = 0;
+      while (got < size) {
+        const n = fs.readSync(this.wal.fd, buf, got, size - got, this.walPos + got);
+        if (n === 0) break;
+        got += n;
+      }
+      let start = 0;
+      let end = false;
+      while (start < got) {
+        const nl = buf[start] === 0 ? -1 : buf.indexOf(10, start);
+        if (nl < 0 || nl >= got) { end = buf[start] === 0; break; }
+        if (!this.applyRecord(buf, start, nl, notify)) { end = true; break; }
+        start = nl + 1;
+      }
+      this.walPos += start;
+      if (end || got < size) return;
+      // more to read: a bigger buffer when the next record did not fit, or to catch up faster
+      if (start === 0 || size < PREALLOC_MAX) size *= 2;
     }
   }
 
-  private applyLine(line: string, notify: boolean): boolean {
-    if (line.startsWith('#')) return line.startsWith(HEADER_MAGIC);
-    const sp = line.indexOf(' ');
-    if (sp !== 8) return false;
-    const json = line.slice(sp + 1);
-    if (crc32(json).toString(16).padStart(8, '0') !== line.slice(0, 8)) return false;
-    let rec: { w: string; p?: Array<[string, string | null]>; e?: StoreEvent[] };
+  /** Apply the record in buf[start, nl) if it continues the chain; false if it does not. */
+  private applyRecord(buf: Buffer, start: number, nl: number, notify: boolean): boolean {
+    if (nl - start < 10 || buf[start + 8] !== 0x20) return false;
+    const json = buf.subarray(start + 9, nl);
+    const crc = crc32(json, this.format === FORMAT ? this.chain : 0);
+    if (buf.toString('latin1', start, start + 8) !== hex8(crc)) return false;
+    let rec: LogRecord;
     try {
-      rec = JSON.parse(json);
+      rec = JSON.parse(json.toString('utf8')) as LogRecord;
     } catch {
       return false;
     }
+    this.chain = crc;
     const foreign = rec.w !== this.writerId;
     for (const [k, v] of rec.p ?? []) {
+      this.dirty.add(k);
       if (!foreign) continue; // our own writes are already in the cache
       if (v === null) this.cache.delete(k);
       else this.cache.set(k, v);
       if (notify) for (const fn of this.changeListeners) fn(k, v ?? undefined);
     }
-    for (const [k] of rec.p ?? []) this.dirty.add(k);
     if (foreign && notify) for (const e of rec.e ?? []) for (const fn of this.eventListeners) fn(e);
     return true;
   }
 
   /** Follow the log, including a switch to a new log made by another process's checkpoint. */
-  private catchUp(owner: boolean): void {
-    this.readWal(owner, true);
+  private catchUp(): void {
+    this.readWal(true);
     let st: fs.Stats;
     try {
       st = fs.statSync(this.p(WAL));
@@ -552,50 +681,54 @@ export class DirStore extends BaseStore {
     this.retired.push(old);
     void old.close().then(() => { this.retired = this.retired.filter((w) => w !== old); });
     this.dirty.clear();
-    const fd = fs.openSync(this.p(WAL), 'r+');
-    this.wal = this.newWal(fd);
-    this.walPos = 0;
-    this.readWal(owner, true);
+    this.attachWal(fs.openSync(this.p(WAL), 'r+'));
+    this.readWal(true);
   }
 
   refresh(): void {
     // while we hold the lock nobody else can have written anything
     if (this.closed || this.lockToken !== undefined) return;
-    this.catchUp(false);
+    this.catchUp();
   }
 
   // ---- locking
 
   private async acquireLock(): Promise<void> {
     if (this.lockToken !== undefined) return; // still ours from the previous transaction
-    const file = this.p(LOCK);
+    const { lockFile: file, waitFile } = this;
     const token = `${process.pid} ${this.writerId} ${randomBytes(4).toString('hex')}`;
     const deadline = Date.now() + this.opts.lockTimeoutMs;
     let wait = 1;
     for (;;) {
-      try {
-        fs.writeFileSync(file, token, { flag: 'wx' });
-        this.lockToken = token;
-        this.lockSince = Date.now();
-        this.lockUses = 0;
-        process.on('exit', this.onExit);
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new VirtError('OPERATION_FAILED', `cannot take the state lock '${file}': ${(e as Error).message}`);
-        }
-      }
-      const holder = this.readLock(file);
+      if (createExclusive(file, token)) return this.tookLock(token);
+      const holder = readSmall(file);
+      if (holder === token) return this.tookLock(token); // handed over by the previous holder
       if (holder !== undefined && this.isStale(file, holder)) {
         this.breakStaleLock(file, holder);
         continue;
       }
+      // Queue (one waiter at a time; the others try again until the place is free). The queue
+      // entry may be ours again although we were just handed the lock: tookLock clears it.
+      const queued = createExclusive(waitFile, token) || readSmall(waitFile) === token;
       if (Date.now() > deadline) {
+        if (queued) fs.rmSync(waitFile, { force: true });
+        if (readSmall(file) === token) return this.tookLock(token); // handed over just now
         throw new VirtError('OPERATION_TIMEOUT', `Timed out during operation: cannot acquire the state lock '${file}' (held by process ${holder?.split(' ')[0] ?? '?'})`);
       }
       await sleep(wait);
-      wait = Math.min(wait * 2, 20);
+      wait = Math.min(wait * 2, queued ? 2 : 20);
     }
+  }
+
+  /**
+   * The lock is ours. A queue entry of ours left behind (we took a free lock, or queued again
+   * in the moment the holder handed it over) goes: at our release it would hand the lock back
+   * to us, under a token we no longer wait with.
+   */
+  private tookLock(token: string): void {
+    if (fs.existsSync(this.waitFile) && readSmall(this.waitFile) === token) fs.rmSync(this.waitFile, { force: true });
+    this.lockToken = token;
+    process.on('exit', this.onExit);
   }
 
   /** A lock is stale when its process is gone (an empty one, when it has stayed empty for a while). */
@@ -606,10 +739,6 @@ export class DirStore extends BaseStore {
     return !pidAlive(Number(holder.split(' ')[0]));
   }
 
-  private readLock(file: string): string | undefined {
-    try { return fs.readFileSync(file, 'utf8'); } catch { return undefined; }
-  }
-
   /** Move a dead process's lock aside, checking we moved that one and not a fresh lock. */
   private breakStaleLock(file: string, stale: string): void {
     const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -618,7 +747,7 @@ export class DirStore extends BaseStore {
     } catch {
       return;
     }
-    const moved = this.readLock(aside);
+    const moved = readSmall(aside);
     if (moved !== stale) {
       // We took a live lock by mistake: give it back unless someone already has the lock.
       try { fs.linkSync(aside, file); } catch { /* someone else holds it now */ }
@@ -626,14 +755,60 @@ export class DirStore extends BaseStore {
     fs.rmSync(aside, { force: true });
   }
 
+  /** Give the lock up: to the process queued for it if there is one, else free it. */
   private releaseLock(): void {
     if (this.lockToken === undefined) return;
-    if (!this.wal.closed) this.writeOut();
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    // our lines must be in the file before anyone else appends
+    if (this.wal?.closed === false) this.writeOut();
     process.removeListener('exit', this.onExit);
-    const file = this.p(LOCK);
-    if (this.readLock(file) === this.lockToken) fs.rmSync(file, { force: true });
+    const token = this.lockToken;
     this.lockToken = undefined;
+    const file = this.lockFile;
+    if (readSmall(file) !== token) return;
+    try {
+      fs.renameSync(this.waitFile, file);
+    } catch {
+      fs.rmSync(file, { force: true }); // nobody queued
+    }
   }
+
+  /**
+   * After a transaction: hand the lock over if another process asked for it; else keep it for
+   * our next transaction if one waits already, or a while if we linger; else give it up.
+   */
+  private endUse(): void {
+    if (this.lockToken === undefined) return;
+    if (fs.existsSync(this.waitFile)) {
+      this.releaseLock();
+    } else if (this.mutex.pending > 1) {
+      // the next transaction runs at once: its end decides
+    } else if (this.opts.lingerMs > 0) {
+      this.usedSinceTick = true;
+      this.armLinger();
+    } else {
+      this.releaseLock();
+    }
+  }
+
+  private armLinger(): void {
+    if (this.lingerTimer) return;
+    this.lingerTimer = setTimeout(this.lingerTick, this.opts.lingerMs);
+    this.lingerTimer.unref();
+  }
+
+  /** Every lingerMs while we hold the lock: give it up once unused for a whole period, or when asked. */
+  private readonly lingerTick = (): void => {
+    this.lingerTimer = undefined;
+    if (this.lockToken === undefined || this.mutex.pending > 0) return; // the transaction running decides
+    if (!this.usedSinceTick || fs.existsSync(this.waitFile)) {
+      this.releaseLock();
+      return;
+    }
+    this.usedSinceTick = false;
+    this.armLinger();
+  };
 
   // ---- transactions
 
@@ -642,7 +817,7 @@ export class DirStore extends BaseStore {
     await this.acquireLock();
     if (held) return; // nobody else could write since our last transaction
     try {
-      this.catchUp(true);
+      this.catchUp();
     } catch (e) {
       this.releaseLock();
       throw e;
@@ -651,11 +826,12 @@ export class DirStore extends BaseStore {
 
   protected commit(b: Batch): Promise<void> | undefined {
     if (b.puts.length === 0 && b.events.length === 0) return undefined;
-    const rec: { w: string; p?: Array<[string, string | null]>; e?: StoreEvent[] } = { w: this.writerId };
+    const rec: LogRecord = { w: this.writerId };
     if (b.puts.length) rec.p = b.puts;
     if (b.events.length) rec.e = b.events;
-    const json = Buffer.from(JSON.stringify(rec));
-    const line = Buffer.concat([Buffer.from(`${crc32(json).toString(16).padStart(8, '0')} `), json, NEWLINE]);
+    const json = JSON.stringify(rec);
+    this.chain = crc32(json, this.chain);
+    const line = Buffer.from(`${hex8(this.chain)} ${json}\n`);
     this.pending.push(line);
     this.pendingBytes += line.length;
     this.walPos += line.length;
@@ -668,19 +844,9 @@ export class DirStore extends BaseStore {
     return durable;
   }
 
-  /**
-   * Keep the lock for the next transaction of this process when one is already waiting: a
-   * burst of transactions then costs one lock file, not one each. Other processes get their
-   * turn after at most 64 transactions or 10 ms. With nobody waiting, the lock goes at once
-   * (never held across an idle event loop, which a blocked process might not turn).
-   */
-  protected end(): void {
-    this.lockUses++;
-    if (this.mutex.pending > 1 && this.lockUses < 64 && Date.now() - this.lockSince < 10) return;
-    this.releaseLock();
-  }
+  protected end(): void { this.endUse(); }
 
-  protected override afterExclusive(): void { this.releaseLock(); }
+  protected override afterExclusive(): void { this.endUse(); }
 
   // ---- checkpoints
 
@@ -695,7 +861,7 @@ export class DirStore extends BaseStore {
     const held = this.lockToken !== undefined;
     await this.acquireLock();
     this.writeOut();
-    if (!held) this.catchUp(true);
+    if (!held) this.catchUp();
   }
 
   /**
@@ -777,17 +943,11 @@ export class DirStore extends BaseStore {
   /** Replace the log by one holding only the keys whose files are still behind (locked). */
   private async rotateWal(): Promise<void> {
     await this.wal.idle();
-    let content = `${HEADER_MAGIC} ${Date.now()}\n`;
-    if (this.dirty.size) {
-      const p: Array<[string, string | null]> = [...this.dirty].map((k) => [k, this.cache.get(k) ?? null]);
-      const json = JSON.stringify({ w: this.writerId, p });
-      content += `${crc32(Buffer.from(json)).toString(16).padStart(8, '0')} ${json}\n`;
-    }
-    writeFileDurable(this.p(WAL), content, 0o600);
+    const carry: Array<[string, string | null]> = [...this.dirty].map((k) => [k, this.cache.get(k) ?? null]);
+    writeFileDurable(this.p(WAL), this.newLog(carry), 0o600);
     const old = this.wal;
-    const fd = fs.openSync(this.p(WAL), 'r+');
-    this.wal = this.newWal(fd);
-    this.walPos = fs.fstatSync(fd).size;
+    this.attachWal(fs.openSync(this.p(WAL), 'r+'));
+    this.readWal(); // our own carried record: moves walPos and the chain past it
     await old.close();
   }
 
@@ -832,4 +992,20 @@ export class DirStore extends BaseStore {
       for (const w of this.retired) await w.close();
     });
   }
+}
+
+/** Create `file` holding `content` if it does not exist; false if it does. */
+function createExclusive(file: string, content: string): boolean {
+  try {
+    fs.writeFileSync(file, content, { flag: 'wx' });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw new VirtError('OPERATION_FAILED', `cannot take the state lock '${file}': ${(e as Error).message}`);
+  }
+}
+
+/** A lock file's content, or undefined when it is missing. */
+function readSmall(file: string): string | undefined {
+  try { return fs.readFileSync(file, 'utf8'); } catch { return undefined; }
 }

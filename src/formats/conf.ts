@@ -49,12 +49,10 @@ const isKeyChar = (c: number) => c < 128 && KEY_CHARS[c] === 1;
 // Characters a number token may run over, so that "1.5" or "12ab" is reported whole.
 const isNumberChar = (c: number) => isKeyChar(c) || c === 0x2e;
 
-const KEY_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
-
-/** /^(0|[1-9][0-9]*)$/: a decimal number without the leading 0 that would make it octal. */
-function isDecimalToken(tok: string): boolean {
-  if (tok.length === 0 || (tok.charCodeAt(0) === 0x30 && tok.length > 1)) return false;
-  for (let i = 0; i < tok.length; i++) if (!isDigit(tok.charCodeAt(i))) return false;
+/** /^[A-Za-z][A-Za-z0-9_]*$/, without the regex call every written key would cost. */
+function isKey(s: string): boolean {
+  if (s.length === 0 || !isAlpha(s.charCodeAt(0))) return false;
+  for (let i = 1; i < s.length; i++) if (!isKeyChar(s.charCodeAt(i))) return false;
   return true;
 }
 
@@ -74,53 +72,92 @@ function clip(s: string, max = 40): string {
   return s.length > max ? `${s.slice(0, max)}...` : s;
 }
 
+/** A chain of entries whose keys share a slot of the KeyIndex table. */
+interface KeyNode {
+  entry: ConfEntry;
+  next: KeyNode | undefined;
+}
+
+/** Slots of a KeyIndex table: a power of two, a few times the keys of a typical file. */
+const KEY_SLOTS = 64;
+
 /**
- * Entries by key, keeping the first of each. A file has a few dozen keys: comparing a key
- * only with the entries whose keys have its length takes a handful of comparisons, and
- * costs less than hashing every key read into a Map. Past that (only generated or hostile
- * input) a Map keeps lookups from growing linear.
+ * A key's slot, from its length and first and last characters: that much tells the keys of
+ * one file apart nearly always, and costs three reads. Keys read from the text are never the
+ * identical string to the program's, so each comparison of two keys reads characters.
+ */
+const keySlot = (key: string) => (key.length * 7 + key.charCodeAt(0) * 3 + key.charCodeAt(key.length - 1)) & (KEY_SLOTS - 1);
+
+/**
+ * Entries by key, keeping the first of each. A file has a few dozen keys: a small table by
+ * keySlot() leaves a lookup about one comparison, and costs less than hashing every key read
+ * into a Map. Past that (only generated or hostile input) a Map keeps lookups from growing
+ * linear.
  */
 class KeyIndex {
-  private readonly byLength: ConfEntry[][] = [];
-  private count = 0;
-  private map: Map<string, ConfEntry> | undefined;
+  // Fields are `declare`d and set in the constructor: V8 (as in Node 20) does not inline `new`
+  // for a class with field initialisers.
+  private declare readonly slots: Array<KeyNode | undefined>;
+  private declare count: number;
+  private declare map: Map<string, ConfEntry> | undefined;
+
+  constructor() {
+    // Filled as keys come: the slots of a file without keys are not worth making.
+    this.slots = [];
+    this.count = 0;
+    this.map = undefined;
+  }
 
   get(key: string): ConfEntry | undefined {
     if (this.map) return this.map.get(key);
-    const bucket = this.byLength[key.length];
-    if (bucket) for (const e of bucket) if (e.key === key) return e;
+    for (let n = this.slots[keySlot(key)]; n !== undefined; n = n.next) if (n.entry.key === key) return n.entry;
     return undefined;
   }
 
-  /** Adds an entry whose key is not present yet. */
-  add(e: ConfEntry): void {
+  /** Adds `e` unless its key is present already: then answers with the entry that has it. */
+  addFirst(e: ConfEntry): ConfEntry | undefined {
     if (this.map) {
-      this.map.set(e.key, e);
-      return;
+      const first = this.map.get(e.key);
+      if (first === undefined) this.map.set(e.key, e);
+      return first;
     }
-    (this.byLength[e.key.length] ??= []).push(e);
+    const slot = keySlot(e.key);
+    for (let n = this.slots[slot]; n !== undefined; n = n.next) if (n.entry.key === e.key) return n.entry;
+    this.slots[slot] = { entry: e, next: this.slots[slot] };
     if (++this.count > 64) {
       this.map = new Map();
-      for (const bucket of this.byLength) if (bucket) for (const x of bucket) this.map.set(x.key, x);
+      for (let n of this.slots) for (; n !== undefined; n = n.next) this.map.set(n.entry.key, n.entry);
     }
+    return undefined;
   }
 }
 
 class ConfParser {
-  private pos = 0;
-  // Entries ask for their line in increasing position order, so remembering the next
-  // newline keeps line counting linear even on one huge line of `a=1;b=2;...`.
-  private line = 1;
-  private nextNewline = -2;
+  // Fields are set in the constructor for the reason KeyIndex gives.
+  private declare pos: number;
+  /**
+   * The line of `pos`, counted as newlines are passed: only skipSpaceAndComments() and
+   * triple-quoted strings ever step over one.
+   */
+  private declare line: number;
   /** Position of the first CR in the text (-1: none; -2: not looked for yet). */
-  private firstCR = -2;
-  /** The entries so far by key, for the duplicate check. */
-  private readonly keys = new KeyIndex();
+  private declare firstCR: number;
+  /** The first LF after the last string read (-1: none; -2: not looked for yet). */
+  private declare nextLF: number;
+  /** The entries so far by key, for the duplicate check (and parseConfIndexed's index). */
+  declare readonly keys: KeyIndex;
+  private declare readonly text: string;
+  private declare readonly what: string;
 
-  constructor(
-    private readonly text: string,
-    private readonly what: string,
-  ) {}
+  constructor(text: string, what: string) {
+    this.pos = 0;
+    this.line = 1;
+    this.firstCR = -2;
+    this.nextLF = -2;
+    this.keys = new KeyIndex();
+    this.text = text;
+    this.what = what;
+  }
 
   private fail(pos: number, detail: string): never {
     let line = 1;
@@ -139,19 +176,12 @@ class ConfParser {
     throw new LocatedError('CONF_SYNTAX', this.what, line, column, detail);
   }
 
-  private lineAt(pos: number): number {
-    if (this.nextNewline === -2) this.nextNewline = this.text.indexOf('\n');
-    while (this.nextNewline !== -1 && this.nextNewline < pos) {
-      this.line++;
-      this.nextNewline = this.text.indexOf('\n', this.nextNewline + 1);
-    }
-    return this.line;
-  }
-
   /** The first LF or CR after `pos`, or -1. */
   private lineEndAfter(pos: number): number {
     const t = this.text;
-    const lf = t.indexOf('\n', pos + 1);
+    // Strings are read in order, so the LF found for one usually ends the next one's line too.
+    if (this.nextLF !== -1 && this.nextLF <= pos) this.nextLF = t.indexOf('\n', pos + 1);
+    const lf = this.nextLF;
     // CRs are rare: look for them only in a text that has one.
     if (this.firstCR === -2) this.firstCR = t.indexOf('\r');
     if (this.firstCR === -1) return lf;
@@ -185,8 +215,10 @@ class ConfParser {
     for (;;) {
       this.skipBlanks();
       const c = this.code();
-      if (c === 0x0a) this.pos++;
-      else if (c === 0x23) this.skipComment();
+      if (c === 0x0a) {
+        this.pos++;
+        this.line++;
+      } else if (c === 0x23) this.skipComment();
       else return;
     }
   }
@@ -207,7 +239,7 @@ class ConfParser {
       while (keyEnd < t.length && isKeyChar(t.charCodeAt(keyEnd))) keyEnd++;
       this.pos = keyEnd;
       const key = t.slice(keyPos, keyEnd);
-      const line = this.lineAt(keyPos);
+      const line = this.line;
 
       this.skipBlanks();
       if (this.code() !== 0x3d) {
@@ -225,13 +257,12 @@ class ConfParser {
         this.fail(this.pos, `unexpected character ${describeChar(t, this.pos)} after the value of '${clip(key)}': expected end of line or ';'`);
       }
 
-      const first = this.keys.get(key);
+      const entry = { key, value, line };
+      const first = this.keys.addFirst(entry);
       if (first !== undefined) {
         this.fail(keyPos, `duplicate key '${clip(key)}': set on line ${first.line} and again on line ${line}`);
       }
-      const entry = { key, value, line };
       entries.push(entry);
-      this.keys.add(entry);
     }
     return entries;
   }
@@ -258,6 +289,7 @@ class ConfParser {
       const triple = t.slice(start, start + 3);
       const close = t.indexOf(triple, start + 3);
       if (close === -1) this.fail(start, `unterminated string: no closing ${triple}`);
+      for (let nl = t.indexOf('\n', start + 3); nl !== -1 && nl < close; nl = t.indexOf('\n', nl + 1)) this.line++;
       this.pos = close + 3;
       return t.slice(start + 3, close);
     }
@@ -282,17 +314,26 @@ class ConfParser {
       p++;
     }
     const digitsStart = p;
-    while (p < t.length && isNumberChar(t.charCodeAt(p))) p++;
-    const tok = t.slice(digitsStart, p);
-    let n: number;
-    // Plain decimal first: it is nearly every number, and needs no regex.
-    if (isDecimalToken(tok)) n = parseInt(tok, 10);
-    else if (/^0[xX][0-9a-fA-F]+$/.test(tok)) n = parseInt(tok.slice(2), 16);
-    else if (/^0[0-7]+$/.test(tok)) n = parseInt(tok.slice(1), 8);
-    else {
-      const shown = clip(t.slice(start, p));
-      if (tok === '') this.fail(start, `invalid number '${shown}': no digits`);
-      this.fail(start, `invalid number '${shown}': expected decimal, 0x hexadecimal or 0 octal digits`);
+    // Plain decimals, nearly every number, are added up while the token is read: no regex,
+    // no slice.
+    let n = 0;
+    let decimal = true;
+    for (; p < t.length; p++) {
+      const c = t.charCodeAt(p);
+      if (isDigit(c)) n = n * 10 + (c - 0x30);
+      else if (isNumberChar(c)) decimal = false;
+      else break;
+    }
+    // /^(0|[1-9][0-9]*)$/: a leading 0 makes it octal.
+    if (!decimal || p === digitsStart || (t.charCodeAt(digitsStart) === 0x30 && p - digitsStart > 1)) {
+      const tok = t.slice(digitsStart, p);
+      if (/^0[xX][0-9a-fA-F]+$/.test(tok)) n = parseInt(tok.slice(2), 16);
+      else if (/^0[0-7]+$/.test(tok)) n = parseInt(tok.slice(1), 8);
+      else {
+        const shown = clip(t.slice(start, p));
+        if (tok === '') this.fail(start, `invalid number '${shown}': no digits`);
+        this.fail(start, `invalid number '${shown}': expected decimal, 0x hexadecimal or 0 octal digits`);
+      }
     }
     if (!Number.isSafeInteger(n)) this.fail(start, `number '${clip(t.slice(start, p))}' is out of range`);
     this.pos = p;
@@ -333,12 +374,27 @@ class ConfParser {
  * of the offending character; never anything else.
  */
 export function parseConf(text: string, fileName?: string): ConfFile {
+  return parseText(text, fileName).file;
+}
+
+/**
+ * parseConf() and indexConf() in one: the parser's index of the keys, built for its
+ * duplicate check, is the index, instead of indexing the entries a second time.
+ */
+export function parseConfIndexed(text: string, fileName?: string): ConfFile {
+  const { file, keys } = parseText(text, fileName);
+  return new IndexedConfFile(file, keys);
+}
+
+/** The parsed file and the parser's index of its keys. */
+function parseText(text: string, fileName: string | undefined): { file: ConfFile; keys: KeyIndex } {
   const what = fileName ?? DEFAULT_NAME;
   if (typeof text !== 'string') {
     throw new VirtError('INVALID_ARG', `${what}: configuration text must be a string`, ErrorDomain.CONF);
   }
-  const entries = new ConfParser(text, what).parse();
-  return fileName === undefined ? { entries } : { fileName, entries };
+  const parser = new ConfParser(text, what);
+  const entries = parser.parse();
+  return { file: fileName === undefined ? { entries } : { fileName, entries }, keys: parser.keys };
 }
 
 function writeError(key: string, detail: string): VirtError {
@@ -382,7 +438,9 @@ function formatValue(key: string, v: ConfValue, depth: number): string {
     case 'list': {
       if (!Array.isArray(v.value)) throw writeError(key, 'list value is not an array');
       // libvirt: "[ " + items joined by ", " + " ]", so an empty list is "[  ]".
-      return `[ ${v.value.map((item) => formatValue(key, item, depth + 1)).join(', ')} ]`;
+      let out = '[ ';
+      for (let i = 0; i < v.value.length; i++) out += (i === 0 ? '' : ', ') + formatValue(key, v.value[i]!, depth + 1);
+      return out + ' ]';
     }
     default:
       throw writeError(key, `unknown value type '${String((v as { type: unknown }).type)}'`);
@@ -393,10 +451,10 @@ function formatValue(key: string, v: ConfValue, depth: number): string {
 export function formatConf(file: ConfFile): string {
   let out = '';
   for (const e of file.entries) {
-    if (typeof e.key !== 'string' || !KEY_RE.test(e.key)) {
+    if (typeof e.key !== 'string' || !isKey(e.key)) {
       throw new VirtError('CONF_SYNTAX', `cannot write key '${clip(String(e.key))}': not a valid name`, ErrorDomain.CONF);
     }
-    out += `${e.key} = ${formatValue(e.key, e.value, 0)}\n`;
+    out += e.key + ' = ' + formatValue(e.key, e.value, 0) + '\n';
   }
   return out;
 }
@@ -422,15 +480,21 @@ export function confGet(file: ConfFile, key: string): ConfValue | undefined {
 
 /** A ConfFile with its keys indexed; see indexConf(). */
 class IndexedConfFile implements ConfFile {
-  readonly entries: ConfEntry[];
-  readonly byKey = new KeyIndex();
+  // Fields are set in the constructor for the reason KeyIndex gives.
+  declare readonly entries: ConfEntry[];
   declare readonly fileName?: string;
+  declare readonly byKey: KeyIndex;
 
-  constructor(file: ConfFile) {
+  /** `index`: the keys of `file` already indexed (by the parser, which refuses duplicates). */
+  constructor(file: ConfFile, index?: KeyIndex) {
     this.entries = file.entries;
     if (file.fileName !== undefined) this.fileName = file.fileName;
-    // The first entry of a key is the one confGet answers with.
-    for (const e of file.entries) if (this.byKey.get(e.key) === undefined) this.byKey.add(e);
+    if (index) this.byKey = index;
+    else {
+      this.byKey = new KeyIndex();
+      // The first entry of a key is the one confGet answers with.
+      for (const e of file.entries) this.byKey.addFirst(e);
+    }
   }
 }
 

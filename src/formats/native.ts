@@ -5,7 +5,7 @@
 import { VirtError } from '../errors.js';
 import { postParse } from '../domain/defaults.js';
 import type { Domain } from '../domain/types.js';
-import { formatConf, parseConf } from './conf.js';
+import { formatConf, parseConfIndexed } from './conf.js';
 import { formatSexpr, parseSexpr } from './sexpr.js';
 import { domainToXm, xmToDomain } from './xm.js';
 import { domainToXl, xlToDomain } from './xl.js';
@@ -28,8 +28,8 @@ function checkFormat(format: string): asserts format is NativeFormat {
 export function domainFromNative(format: string, text: string, fileName?: string): Domain {
   checkFormat(format);
   switch (format) {
-    case 'xen-xm': return postParse(xmToDomain(parseConf(text, fileName)));
-    case 'xen-xl': return postParse(xlToDomain(parseConf(text, fileName)));
+    case 'xen-xm': return postParse(xmToDomain(parseConfIndexed(text, fileName)));
+    case 'xen-xl': return postParse(xlToDomain(parseConfIndexed(text, fileName)));
     // XenD's own output is not always balanced (libvirt read it anyway), so read leniently.
     case 'xen-sxpr': return postParse(sxprToDomain(parseSexpr(text, { lenient: true })), { capabilities: false });
   }

@@ -199,13 +199,16 @@ function parseUuidKey(conf: ConfFile): string {
 /** `memory` when absent: twice the 64 MiB minimum guest size libvirt assumes for Xen. */
 const DEFAULT_MEMORY_MIB = 128;
 
+function checkMiB(key: string, mib: number): void {
+  if (!Number.isSafeInteger(mib * 1024)) throw internal(`config value ${key} is too large: ${mib} MiB`);
+}
+
 function parseMemory(conf: ConfFile, dom: Domain): void {
   const memory = getULong(conf, 'memory', DEFAULT_MEMORY_MIB);
   const maxmem = getULong(conf, 'maxmem', memory);
   // Sizes are MiB; KiB must stay exact.
-  for (const [key, mib] of [['memory', memory], ['maxmem', maxmem]] as const) {
-    if (!Number.isSafeInteger(mib * 1024)) throw internal(`config value ${key} is too large: ${mib} MiB`);
-  }
+  checkMiB('memory', memory);
+  checkMiB('maxmem', maxmem);
   dom.currentMemory = memory * 1024;
   dom.memory = maxmem * 1024;
 }
@@ -343,20 +346,29 @@ function parseVifBridge(net: InterfaceDevice, bridge: string, entry: string): vo
   }
 }
 
+const isDigitCode = (c: number) => c >= 0x30 && c <= 0x39;
+
 /**
  * vif rate=NUM[GMK]{B,b}/s[@interval] (xenParseSxprVifRate) to KB/s. As in libvirt, 'K'
- * does not scale, and a lower-case 'b' divides by 8.
+ * does not scale, and a lower-case 'b' divides by 8. Read in place: a regex with captures
+ * cost more than the rest of the vif entry.
  */
 function parseVifRate(rate: string): number {
   const at = rate.indexOf('@');
-  const amount = at === -1 ? rate : rate.slice(0, at);
-  const m = /^([0-9]+)([GMK]?)([Bb])\/s$/.exec(amount);
-  if (!m) throw internal(`Invalid rate '${rate}' specified`);
-  let n = Number(m[1]);
-  if (m[2] === 'G') n *= 1024 * 1024;
-  else if (m[2] === 'M') n *= 1024;
-  if (m[3] === 'b') n = Math.floor(n / 8);
-  return n;
+  const end = at === -1 ? rate.length : at;
+  let p = 0;
+  while (p < end && isDigitCode(rate.charCodeAt(p))) p++;
+  const digits = p;
+  const unit = rate[p];
+  if (unit === 'G' || unit === 'M' || unit === 'K') p++;
+  const per = rate[p];
+  if (digits === 0 || (per !== 'B' && per !== 'b') || rate.slice(p + 1, end) !== '/s') {
+    throw internal(`Invalid rate '${rate}' specified`);
+  }
+  let n = Number(rate.slice(0, digits));
+  if (unit === 'G') n *= 1024 * 1024;
+  else if (unit === 'M') n *= 1024;
+  return per === 'b' ? Math.floor(n / 8) : n;
 }
 
 /**
@@ -383,8 +395,9 @@ const isCSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 function parseVif(entry: string, netfrontType: string): InterfaceDevice {
   let mac, bridge, script, model, type, vifname, ip, rate: string | undefined;
   // Comma-separated key=value items, walked in place (no split): a repeated key's last
-  // value wins, as in libvirt; unknown keys are ignored.
-  for (let start = 0; ;) {
+  // value wins, as in libvirt; unknown keys are ignored. An empty entry (xl's `vif = [ '' ]`,
+  // as in Xen's own xlexample files) has no items: a vif with every default.
+  for (let start = 0; entry !== '';) {
     const comma = entry.indexOf(',', start);
     const end = comma === -1 ? entry.length : comma;
     const eq = entry.indexOf('=', start);

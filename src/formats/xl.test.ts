@@ -584,3 +584,17 @@ describe('the conformance corpus at the model level', () => {
     }
   });
 });
+
+describe('vif entries', () => {
+  test("an empty entry (Xen's xlexample files: vif = [ '' ]) is an interface with every default", () => {
+    const dom = pv(`kernel = "/boot/vmlinuz"\nvif = [ '' ]\n`);
+    assert.equal(dom.devices.interfaces.length, 1);
+    assert.equal(dom.devices.interfaces[0]!.type, 'ethernet');
+    assert.equal(dom.devices.interfaces[0]!.mac, undefined);
+    assert.equal(lineOf(xlToNative(dom), 'vif'), 'vif = [ "" ]');
+  });
+
+  test('an entry of blanks is still refused, naming it', () => {
+    throwsVirt(() => pv(`kernel = "/boot/vmlinuz"\nvif = [ ' ' ]\n`), "' '");
+  });
+});

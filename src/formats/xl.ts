@@ -500,143 +500,199 @@ function prefixWordEnd(spec: string, pos: number): number {
 }
 
 /**
+ * The state of reading one xl disk specification (see parseXlDiskSpec): a class rather than
+ * nine closures over shared locals, which were made anew for every disk of every conversion.
+ */
+class DiskSpecReader {
+  // Fields are `declare`d and set in the constructor: V8 (as in Node 20) does not inline `new`
+  // for a class with field initialisers.
+  declare readonly spec: string;
+  declare target: string | undefined;
+  declare format: XlDiskFormat | undefined;
+  declare vdev: string | undefined;
+  declare backend: XlDiskBackend | undefined;
+  declare readwrite: boolean;
+  declare accessSet: boolean;
+  declare cdrom: boolean;
+  declare hadPrefix: boolean;
+  declare script: string | undefined;
+
+  constructor(spec: string) {
+    this.spec = spec;
+    this.target = undefined;
+    this.format = undefined;
+    this.vdev = undefined;
+    this.backend = undefined;
+    this.readwrite = true;
+    this.accessSet = false;
+    this.cdrom = false;
+    this.hadPrefix = false;
+    this.script = undefined;
+  }
+
+  fail(message: string, near?: string): never {
+    const where = near === undefined ? '' : `: near \`${near}'`;
+    throw xlError('CONF_SYNTAX', `config parsing error in disk specification: ${message}${where} in \`${this.spec}'`);
+  }
+
+  setFormat(s: string): void {
+    const f = DISK_FORMATS.get(s);
+    if (f === undefined) this.fail('unknown value for format', s);
+    if (this.format !== undefined && this.format !== f) this.fail('format respecified', s);
+    this.format = f;
+  }
+
+  setAccess(s: string): void {
+    if (s === 'r' || s === 'ro') this.readwrite = false;
+    else if (s === 'rw' || s === 'w' || s === '') this.readwrite = true;
+    else this.fail('unknown value for access', s);
+  }
+
+  setBackend(s: string): void {
+    if (!(DISK_BACKENDS as readonly string[]).includes(s)) this.fail('unknown value for backendtype', s);
+    if (this.backend !== undefined && this.backend !== s) this.fail('backend respecified', s);
+    this.backend = s as XlDiskBackend;
+  }
+
+  // A string may be given once; an empty one may be given again.
+  saveTarget(s: string): void {
+    if (this.target) this.fail('target respecified', s);
+    this.target = s;
+  }
+
+  saveVdev(s: string): void {
+    if (this.vdev) this.fail('vdev respecified', s);
+    this.vdev = s;
+  }
+
+  /** "hdc:cdrom" / "hda:disk": a vdev carrying the device type (xend syntax). */
+  vdevWithType(s: string): boolean {
+    const colon = s.lastIndexOf(':');
+    if (colon === -1) return false;
+    this.saveVdev(s.slice(0, colon));
+    const type = s.slice(colon + 1);
+    if (type === 'cdrom') this.cdrom = true;
+    else if (type === 'disk') this.cdrom = false;
+    else this.fail('unknown deprecated type', type);
+    return true;
+  }
+
+  positional(item: string): void {
+    // target, format, vdev, access, in that order.
+    if (this.target === undefined) {
+      this.saveTarget(item);
+    } else if (!this.hadPrefix && this.format === undefined) {
+      if (this.target === '' && this.vdevWithType(item)) this.format = 'empty';
+      else this.setFormat(item);
+    } else if (this.vdev === undefined) {
+      if (!this.vdevWithType(item)) this.saveVdev(item);
+    } else if (!this.accessSet) {
+      this.accessSet = true;
+      this.setAccess(item);
+    } else {
+      this.fail('too many positional parameters', item);
+    }
+  }
+
+  /** The item spec[start, end) is `key=value`; it is sliced whole only for an error message. */
+  keyword(start: number, end: number, key: string, value: string): void {
+    switch (key) {
+      case 'format': this.setFormat(value); break;
+      case 'vdev': this.saveVdev(value); break;
+      case 'access': this.setAccess(value); break;
+      case 'backendtype': this.setBackend(value); break;
+      case 'script': this.script = value; break;
+      case 'devtype':
+        if (value === 'cdrom') this.cdrom = true;
+        else if (value === 'disk') this.cdrom = false;
+        else this.fail('unknown value for type', this.spec.slice(start, end));
+        break;
+      default:
+        if (IGNORED_DISK_KEYS.includes(key) || (key === 'grant_usage' && (value === '0' || value === '1'))) break;
+        // An unknown lower-case key is reported as such; anything else is not xl syntax.
+        if (/^[a-z][-a-z0-9]*$/.test(key) && value !== '') this.fail('unknown parameter', this.spec.slice(start, end));
+        this.fail('bad disk syntax', this.spec.slice(start, end));
+    }
+  }
+
+  read(): XlDiskSpec {
+    const spec = this.spec;
+    let pos = 0;
+    // The first ':' at or after pos (-1: none left): without one ahead there is no prefix to
+    // look for, which spares the word scan for every item of the usual key=value specs.
+    let nextColon = spec.indexOf(':');
+    // The first '=' at or after the current item (-1: none left).
+    let nextEq = spec.indexOf('=');
+    while (pos < spec.length) {
+      // Blanks before a parameter are ignored.
+      while (pos < spec.length && isDiskBlank(spec.charCodeAt(pos))) pos++;
+      if (pos >= spec.length) break;
+
+      if (spec.startsWith('target=', pos)) {
+        // target= takes the rest of the string, commas included (minus one trailing comma).
+        this.saveTarget(spec.slice(pos + 'target='.length, spec.endsWith(',') ? spec.length - 1 : spec.length));
+        break;
+      }
+      // A word of [a-z0-9] right before a ':' is one of xend's "FORMAT:", "SCRIPT:" and
+      // "DRIVER:" prefixes in front of the target, or an unknown one.
+      if (nextColon !== -1 && nextColon < pos) nextColon = spec.indexOf(':', pos);
+      const word = nextColon === -1 ? -1 : prefixWordEnd(spec, pos);
+      if (word !== -1) {
+        const name = spec.slice(pos, word);
+        if (DISK_PREFIXES.includes(name)) {
+          this.hadPrefix = true;
+          if (name === 'raw' || name === 'qcow' || name === 'qcow2' || name === 'vhd') this.setFormat(name);
+          else if (name === 'iscsi' || name === 'nbd' || name === 'enbd' || name === 'drbd') this.script = `block-${name}`;
+          pos = word + 1;
+          continue;
+        }
+        // "name:x..." with an alphanumeric x is a plain item (a path or value with a colon).
+        if (word + 1 >= spec.length || !isLowerAlnum(spec.charCodeAt(word + 1))) {
+          this.fail('unknown deprecated disk prefix', spec.slice(pos));
+        }
+      }
+
+      const start = pos;
+      const comma = spec.indexOf(',', start);
+      const end = comma === -1 ? spec.length : comma;
+      pos = comma === -1 ? spec.length : comma + 1;
+      // key=value items, nearly all of them, are sliced into key and value only. The next '='
+      // is looked for again only once passed, so that items without one cannot each scan the
+      // rest of the string.
+      if (nextEq !== -1 && nextEq < start) nextEq = spec.indexOf('=', start);
+      const eq = nextEq < end ? nextEq : -1;
+      if (eq !== -1) {
+        this.keyword(start, end, spec.slice(start, eq), spec.slice(eq + 1, end));
+        continue;
+      }
+      const item = spec.slice(start, end);
+      if (item === 'cdrom') this.cdrom = true;
+      else if (!IGNORED_DISK_FLAGS.includes(item)) this.positional(item);
+    }
+
+    let format = this.format ?? 'raw';
+    if (this.cdrom) {
+      this.readwrite = false;
+      if (!this.target) format = 'empty';
+    }
+    if (this.vdev === undefined) this.fail('no vdev specified');
+    if (this.target === undefined && !this.cdrom) this.fail('no target specified (and device not removable)');
+
+    const result: XlDiskSpec = { format, vdev: this.vdev, readwrite: this.readwrite, cdrom: this.cdrom };
+    if (this.target !== undefined) result.target = this.target;
+    if (this.backend !== undefined) result.backend = this.backend;
+    if (this.script !== undefined) result.script = this.script;
+    return result;
+  }
+}
+
+/**
  * Parses one xl disk specification: comma-separated key=value pairs, flags and positional
  * parameters (target, format, vdev, access), plus xend's deprecated "phy:"/"tap:aio:"...
  * prefixes and "hdc:cdrom" vdevs. Errors use libxlutil's wording and quote the spec.
  */
 export function parseXlDiskSpec(spec: string): XlDiskSpec {
-  const fail = (message: string, near?: string): never => {
-    const where = near === undefined ? '' : `: near \`${near}'`;
-    throw xlError('CONF_SYNTAX', `config parsing error in disk specification: ${message}${where} in \`${spec}'`);
-  };
-  let target: string | undefined;
-  let format: XlDiskFormat | undefined;
-  let vdev: string | undefined;
-  let backend: XlDiskBackend | undefined;
-  let readwrite = true;
-  let accessSet = false;
-  let cdrom = false;
-  let hadPrefix = false;
-  let script: string | undefined;
-
-  const setFormat = (s: string) => {
-    const f = DISK_FORMATS.get(s);
-    if (f === undefined) fail('unknown value for format', s);
-    if (format !== undefined && format !== f) fail('format respecified', s);
-    format = f;
-  };
-  const setAccess = (s: string) => {
-    if (s === 'r' || s === 'ro') readwrite = false;
-    else if (s === 'rw' || s === 'w' || s === '') readwrite = true;
-    else fail('unknown value for access', s);
-  };
-  const setBackend = (s: string) => {
-    if (!(DISK_BACKENDS as readonly string[]).includes(s)) fail('unknown value for backendtype', s);
-    if (backend !== undefined && backend !== s) fail('backend respecified', s);
-    backend = s as XlDiskBackend;
-  };
-  // A string may be given once; an empty one may be given again.
-  const saveTarget = (s: string) => { if (target) fail('target respecified', s); target = s; };
-  const saveVdev = (s: string) => { if (vdev) fail('vdev respecified', s); vdev = s; };
-  // "hdc:cdrom" / "hda:disk": a vdev carrying the device type (xend syntax).
-  const vdevWithType = (s: string): boolean => {
-    const colon = s.lastIndexOf(':');
-    if (colon === -1) return false;
-    saveVdev(s.slice(0, colon));
-    const type = s.slice(colon + 1);
-    if (type === 'cdrom') cdrom = true;
-    else if (type === 'disk') cdrom = false;
-    else fail('unknown deprecated type', type);
-    return true;
-  };
-
-  const positional = (item: string) => {
-    // target, format, vdev, access, in that order.
-    if (target === undefined) {
-      saveTarget(item);
-    } else if (!hadPrefix && format === undefined) {
-      if (target === '' && vdevWithType(item)) format = 'empty';
-      else setFormat(item);
-    } else if (vdev === undefined) {
-      if (!vdevWithType(item)) saveVdev(item);
-    } else if (!accessSet) {
-      accessSet = true;
-      setAccess(item);
-    } else {
-      fail('too many positional parameters', item);
-    }
-  };
-  const keyword = (item: string, key: string, value: string) => {
-    switch (key) {
-      case 'format': setFormat(value); break;
-      case 'vdev': saveVdev(value); break;
-      case 'access': setAccess(value); break;
-      case 'backendtype': setBackend(value); break;
-      case 'script': script = value; break;
-      case 'devtype':
-        if (value === 'cdrom') cdrom = true;
-        else if (value === 'disk') cdrom = false;
-        else fail('unknown value for type', item);
-        break;
-      default:
-        if (IGNORED_DISK_KEYS.includes(key) || (key === 'grant_usage' && (value === '0' || value === '1'))) break;
-        // An unknown lower-case key is reported as such; anything else is not xl syntax.
-        if (/^[a-z][-a-z0-9]*$/.test(key) && value !== '') fail('unknown parameter', item);
-        fail('bad disk syntax', item);
-    }
-  };
-
-  let pos = 0;
-  while (pos < spec.length) {
-    // Blanks before a parameter are ignored.
-    while (pos < spec.length && isDiskBlank(spec.charCodeAt(pos))) pos++;
-    if (pos >= spec.length) break;
-
-    if (spec.startsWith('target=', pos)) {
-      // target= takes the rest of the string, commas included (minus one trailing comma).
-      saveTarget(spec.slice(pos + 'target='.length, spec.endsWith(',') ? spec.length - 1 : spec.length));
-      break;
-    }
-    // A word of [a-z0-9] right before a ':' is one of xend's "FORMAT:", "SCRIPT:" and
-    // "DRIVER:" prefixes in front of the target, or an unknown one.
-    const word = prefixWordEnd(spec, pos);
-    if (word !== -1) {
-      const name = spec.slice(pos, word);
-      if (DISK_PREFIXES.includes(name)) {
-        hadPrefix = true;
-        if (name === 'raw' || name === 'qcow' || name === 'qcow2' || name === 'vhd') setFormat(name);
-        else if (name === 'iscsi' || name === 'nbd' || name === 'enbd' || name === 'drbd') script = `block-${name}`;
-        pos = word + 1;
-        continue;
-      }
-      // "name:x..." with an alphanumeric x is a plain item (a path or value with a colon).
-      if (word + 1 >= spec.length || !isLowerAlnum(spec.charCodeAt(word + 1))) {
-        fail('unknown deprecated disk prefix', spec.slice(pos));
-      }
-    }
-
-    const comma = spec.indexOf(',', pos);
-    const item = comma === -1 ? spec.slice(pos) : spec.slice(pos, comma);
-    pos = comma === -1 ? spec.length : comma + 1;
-    const eq = item.indexOf('=');
-    if (eq !== -1) keyword(item, item.slice(0, eq), item.slice(eq + 1));
-    else if (item === 'cdrom') cdrom = true;
-    else if (!IGNORED_DISK_FLAGS.includes(item)) positional(item);
-  }
-
-  format ??= 'raw';
-  if (cdrom) {
-    readwrite = false;
-    if (!target) format = 'empty';
-  }
-  if (vdev === undefined) fail('no vdev specified');
-  if (target === undefined && !cdrom) fail('no target specified (and device not removable)');
-
-  const result: XlDiskSpec = { format, vdev: vdev!, readwrite, cdrom };
-  if (target !== undefined) result.target = target;
-  if (backend !== undefined) result.backend = backend;
-  if (script !== undefined) result.script = script;
-  return result;
+  return new DiskSpecReader(spec).read();
 }
 
 /**

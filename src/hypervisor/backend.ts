@@ -52,6 +52,8 @@ export interface HostInfo {
   sockets: number;
   cores: number;
   threads: number;
+  /** The hypervisor's CPU scheduler ('credit', 'credit2', ...), when known. */
+  scheduler?: string;
 }
 
 export interface GuestArchCaps {

@@ -13,7 +13,10 @@ import type { Duplex } from 'node:stream';
 import { VirtError, ErrorDomain } from '../errors.js';
 import type {
   Connection, DomainRef, DomainInfo, DomainStateCode, DomainStateInfo, NodeInfo, LifecycleEvent, JobInfo,
+  SchedulerType, VcpuInfo,
 } from '../driver/connection.js';
+import { VcpuFlags } from '../driver/connection.js';
+import { cpuMapLen, cpusFromMap, mapsFromCpus, recordFromTypedParams, typedParamsFromRecord } from './cpumap.js';
 import { parseUri, defaultSocketPath, type ParsedUri } from '../uri/index.js';
 import { RpcClient, connectUnix } from './rpc-client.js';
 import { RpcError, Feature, AuthType, ConnectFlags, DomainEventId, domainRefFromWire, domainRefToWire, KEEPALIVE_INTERVAL_MS, KEEPALIVE_COUNT } from './protocol.js';
@@ -340,6 +343,44 @@ export class RemoteConnection implements Connection {
 
   async getMaxVcpus(dom: DomainRef): Promise<number> {
     return (await this.rpc.callProc('DOMAIN_GET_MAX_VCPUS', { dom: domainRefToWire(dom) })).num;
+  }
+
+  /** Map width for the host's CPUs, as virsh sizes it (from virNodeGetInfo). */
+  private async mapLen(): Promise<number> {
+    return cpuMapLen((await this.rpc.callProc('NODE_GET_INFO')).cpus);
+  }
+
+  async getVcpus(dom: DomainRef): Promise<VcpuInfo[]> {
+    const maplen = await this.mapLen();
+    const maxinfo = await this.getMaxVcpus(dom);
+    const r = await this.rpc.callProc('DOMAIN_GET_VCPUS', { dom: domainRefToWire(dom), maxinfo, maplen });
+    return r.info.map((v, i) => ({ number: v.number, state: v.state, cpuTime: v.cpu_time, cpu: v.cpu, affinity: cpusFromMap(r.cpumaps, maplen, i) }));
+  }
+
+  async getVcpuPinInfo(dom: DomainRef, flags = 0): Promise<number[][]> {
+    const maplen = await this.mapLen();
+    const ncpumaps = await this.getVcpusFlags(dom, (flags & 3) | VcpuFlags.MAXIMUM);
+    const r = await this.rpc.callProc('DOMAIN_GET_VCPU_PIN_INFO', { dom: domainRefToWire(dom), ncpumaps, maplen, flags });
+    return Array.from({ length: r.num }, (_, i) => cpusFromMap(r.cpumaps, maplen, i));
+  }
+
+  async pinVcpu(dom: DomainRef, vcpu: number, cpus: number[], flags = 0): Promise<void> {
+    const maplen = cpuMapLen(Math.max(await this.mapLen() * 8, ...cpus.map((c) => c + 1)));
+    await this.rpc.callProc('DOMAIN_PIN_VCPU_FLAGS', { dom: domainRefToWire(dom), vcpu, cpumap: mapsFromCpus([cpus], maplen), flags });
+  }
+
+  async getSchedulerType(dom: DomainRef): Promise<SchedulerType> {
+    return this.rpc.callProc('DOMAIN_GET_SCHEDULER_TYPE', { dom: domainRefToWire(dom) });
+  }
+
+  async getSchedulerParameters(dom: DomainRef, flags = 0): Promise<Record<string, number>> {
+    const { nparams } = await this.getSchedulerType(dom);
+    const r = await this.rpc.callProc('DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS', { dom: domainRefToWire(dom), nparams, flags });
+    return recordFromTypedParams(r.params);
+  }
+
+  async setSchedulerParameters(dom: DomainRef, params: Record<string, number>, flags = 0): Promise<void> {
+    await this.rpc.callProc('DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS', { dom: domainRefToWire(dom), params: typedParamsFromRecord(params), flags });
   }
 
   async attachDevice(dom: DomainRef, xml: string, flags?: number): Promise<void> {

@@ -32,11 +32,19 @@ import {
   type ProcedureInfo, type RemoteProcedureName, type RemoteProcedureTypes,
 } from './generated/remote-procedures.js';
 
+/** A reply payload encoded beforehand (a cached answer): sent as it is. */
+export class EncodedReply {
+  constructor(readonly payload: Buffer) {}
+}
+
 export type Handler<K extends RemoteProcedureName, Ctx> = (
   args: RemoteProcedureTypes[K]['args'],
   ctx: Ctx,
   header: PacketHeader,
-) => RemoteProcedureTypes[K]['ret'] | Promise<RemoteProcedureTypes[K]['ret']>;
+) => RemoteProcedureTypes[K]['ret'] | EncodedReply | Promise<RemoteProcedureTypes[K]['ret'] | EncodedReply>;
+
+/** What dispatch gives back: at once when the handler answered at once (no promise to wait for). */
+export type DispatchResult = Buffer | null | Promise<Buffer | null>;
 
 /** The public API name libvirt reports for a procedure, e.g. DOMAIN_GET_XML_DESC -> virDomainGetXMLDesc. */
 export function apiName(name: string): string {
@@ -62,9 +70,10 @@ export class Dispatcher<Ctx> {
 
   /**
    * Process one packet from a client. Returns the bytes to send back (a REPLY, a PONG), or
-   * null when nothing is owed (PONGs, stray STREAM packets, client MESSAGEs).
+   * null when nothing is owed (PONGs, stray STREAM packets, client MESSAGEs); a promise of
+   * them only when the handler returned one.
    */
-  async dispatch(pkt: Packet, ctx: Ctx): Promise<Buffer | null> {
+  dispatch(pkt: Packet, ctx: Ctx): DispatchResult {
     const h = pkt.header;
     if (h.prog === KEEPALIVE_PROGRAM) {
       return h.proc === KeepaliveProcedure.PING ? keepalivePacket(KeepaliveProcedure.PONG) : null;
@@ -89,17 +98,25 @@ export class Dispatcher<Ctx> {
     }
     let ret: unknown;
     try {
-      ret = await fn(args, ctx, h);
+      ret = fn(args, ctx, h);
     } catch (e) {
       return errorReply(h, e);
     }
-    try {
-      const w = startPacket();
-      if (info.ret) info.ret.enc(w, ret);
-      return finishPacket(w, { ...h, type: MessageType.REPLY, status: MessageStatus.OK });
-    } catch (e) {
-      return errorReply(h, new VirtError('INTERNAL_ERROR', `internal error: cannot encode the reply of ${info.name}: ${(e as Error).message}`, ErrorDomain.RPC));
-    }
+    if (ret instanceof Promise) return ret.then((v: unknown) => okReply(info, h, v), (e: unknown) => errorReply(h, e));
+    return okReply(info, h, ret);
+  }
+}
+
+/** The OK reply to the call `h`. */
+function okReply(info: ProcedureInfo, h: PacketHeader, ret: unknown): Buffer {
+  const header = { prog: h.prog, vers: h.vers, proc: h.proc, type: MessageType.REPLY, serial: h.serial, status: MessageStatus.OK };
+  try {
+    if (ret instanceof EncodedReply) return encodePacket(header, ret.payload);
+    const w = startPacket();
+    if (info.ret) info.ret.enc(w, ret);
+    return finishPacket(w, header);
+  } catch (e) {
+    return errorReply(h, new VirtError('INTERNAL_ERROR', `internal error: cannot encode the reply of ${info.name}: ${(e as Error).message}`, ErrorDomain.RPC));
   }
 }
 
@@ -154,11 +171,22 @@ export function serveStream<Ctx>(sock: Duplex, dispatcher: Dispatcher<Ctx>, ctx:
   const pump = () => {
     while (!closed && running < max && queue.length > 0) {
       const p = queue.shift()!;
+      let reply: DispatchResult;
+      try {
+        reply = dispatcher.dispatch(p, ctx);
+      } catch (e) {
+        finish(e as Error);
+        return;
+      }
+      if (!(reply instanceof Promise)) {
+        if (reply) sock.write(reply);
+        continue;
+      }
       running++;
-      dispatcher.dispatch(p, ctx).then(
-        (reply) => {
+      reply.then(
+        (r) => {
           running--;
-          if (reply && !closed) sock.write(reply);
+          if (r && !closed) sock.write(r);
           pump();
         },
         (e: Error) => {

@@ -74,7 +74,8 @@ export function finishPacket(w: XdrWriter, h: PacketHeader): Buffer {
 
 /** Encode a whole packet: header plus an optional payload (a codec and its value, or raw bytes). */
 export function encodePacket<T>(h: PacketHeader, body?: { codec: Codec<T>; value: T } | Uint8Array): Buffer {
-  const w = startPacket();
+  // raw bytes: the exact size at once (a big payload is copied once, not at every doubling)
+  const w = startPacket(body instanceof Uint8Array ? MIN_PACKET + body.length : 256);
   if (body instanceof Uint8Array) w.raw(body);
   else if (body) body.codec.enc(w, body.value);
   return finishPacket(w, h);

@@ -149,6 +149,11 @@ export async function xlDomain(name: string): Promise<XlListEntry | undefined> {
   return (await xlList()).find((e) => e.name === name);
 }
 
+/** `xl info` as key -> value. */
+export async function xlInfo(): Promise<Map<string, string>> {
+  return new Map((await run(['xl', 'info'])).stdout.split('\n').map((l) => l.split(/\s*:\s*/, 2) as [string, string]));
+}
+
 export async function xenstoreRead(p: string): Promise<string | undefined> {
   const r = await run(['xenstore-read', p]);
   return r.code === 0 ? r.stdout.trim() : undefined;

@@ -14,94 +14,49 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ROOT, Suite, check, closeShell, consoleLog, consoleSend, eq, log, parseDominfo, run, sh, shell, sleep, waitFor, xenstoreRead, xlDomain, xv, URI,
+  ROOT, Suite, check, closeShell, consoleLog, consoleSend, eq, log, parseDominfo, run, sh, shell, sleep, waitFor, xenstoreRead, xlDomain, xlInfo, xv, URI,
 } from './dom0-lib.js';
+import { fixtureXml } from '../../src/hypervisor/sim/fixtures.js';
 
 const WORK = process.env['XENVIRT_TEST_WORK'] ?? '/var/lib/xenvirt-test';
 const KERNEL = '/root/guest/vmlinux.gz';
 const INITRD = path.join(ROOT, 'guest/initrd.gz');
 const CMDLINE = 'console=hvc0 quiet rdinit=/xenvirt-init';
 
-/** The seed's pv-direct-kernel.xml on this host's kernel, initramfs, disk image and bridge. */
-const pvKernelXml = (img: string) => `<domain type='xen'>
-  <name>pv-kernel</name>
-  <uuid>9f3b6c1e-2d4a-4e8b-9c7d-5a1f0e2b3c41</uuid>
-  <os>
-    <type>linux</type>
-    <kernel>${KERNEL}</kernel>
-    <initrd>${INITRD}</initrd>
-    <cmdline>${CMDLINE}</cmdline>
-  </os>
-  <memory>131072</memory>
-  <vcpu>1</vcpu>
-  <devices>
-    <disk type='file'>
-      <source file='${img}'/>
-      <target dev='sda1'/>
-    </disk>
-    <interface type='bridge'>
-      <source bridge='xenbr0'/>
-      <mac address='aa:00:00:00:00:12'/>
-      <script path='/etc/xen/scripts/vif-bridge'/>
-    </interface>
-    <console tty='/dev/pts/6'/>
-  </devices>
-</domain>
-`;
+/** A fixture guest (the seed's examples, as test:///default has them) with these swaps made. */
+function seedGuest(name: string, swaps: Array<[string | RegExp, string]>): string {
+  let xml = fixtureXml(name);
+  for (const [from, to] of swaps) {
+    if (!xml.match(from)) throw new Error(`fixture '${name}' has no ${String(from)} to replace`);
+    xml = xml.replace(from, to);
+  }
+  return xml;
+}
+
+const directKernel: Array<[RegExp, string]> = [
+  [/<kernel>.*<\/kernel>/, `<kernel>${KERNEL}</kernel>`],
+  [/<initrd>.*<\/initrd>/, `<initrd>${INITRD}</initrd>`],
+  [/<cmdline>.*<\/cmdline>/, `<cmdline>${CMDLINE}</cmdline>`],
+];
+
+/** The seed's pv-direct-kernel.xml on this host's kernel, initramfs and disk image, without the vfb (no qemu here). */
+const pvKernelXml = (img: string) => seedGuest('pv-kernel', [
+  ...directKernel, [/<source file='[^']*'\/>/, `<source file='${img}'/>`], [/\n *<graphics [^>]*\/>/, ''],
+]);
 
 /** The seed's pv-bootloader.xml: pygrub reads the kernel from the guest's own disk. */
-const pvBootloaderXml = (img: string) => `<domain type='xen'>
-  <name>pv-bootloader</name>
-  <uuid>9f3b6c1e-2d4a-4e8b-9c7d-5a1f0e2b3c40</uuid>
-  <bootloader>/usr/bin/pygrub</bootloader>
-  <os>
-    <type>linux</type>
-  </os>
-  <memory>131072</memory>
-  <vcpu>1</vcpu>
-  <devices>
-    <disk type='file'>
-      <source file='${img}'/>
-      <target dev='sda1'/>
-    </disk>
-    <interface type='bridge'>
-      <source bridge='xenbr0'/>
-      <mac address='aa:00:00:00:00:11'/>
-      <script path='/etc/xen/scripts/vif-bridge'/>
-    </interface>
-    <console tty='/dev/pts/5'/>
-  </devices>
-</domain>
-`;
+const pvBootloaderXml = (img: string) => seedGuest('pv-bootloader', [[/<source file='[^']*'\/>/, `<source file='${img}'/>`]]);
 
-/** The seed's hvm-bios.xml / hvm-direct-kernel.xml, with their files made to exist here. */
-const hvmXml = (name: string, uuid: string, files: Record<string, string>, kernel: boolean) => `<domain type='xen'>
-  <name>${name}</name>
-  <uuid>${uuid}</uuid>
-  <os>
-    <type>hvm</type>
-    <loader>/usr/lib/xen/boot/hvmloader</loader>
-    ${kernel ? `<kernel>${KERNEL}</kernel>\n    <initrd>${INITRD}</initrd>\n    <cmdline>${CMDLINE}</cmdline>` : "<boot dev='hd'/>"}
-  </os>
-  <memory>131072</memory>
-  <vcpu>1</vcpu>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>restart</on_reboot>
-  <on_crash>restart</on_crash>
-  <features><pae/><acpi/><apic/></features>
-  <clock sync="localtime"/>
-  <devices>
-    <interface type='bridge'>
-      <source bridge='xenbr0'/>
-      <mac address='00:16:3e:5d:c7:${kernel ? '9f' : '9e'}'/>
-      <script path='vif-bridge'/>
-    </interface>
-    <disk type='file'><source file='${files['disk']}'/><target dev='hda'/></disk>
-    <disk type='file' device='cdrom'><source file='${files['iso']}'/><target dev='hdc'/><readonly/></disk>
-    <graphics type='vnc' port='-1'/>
-  </devices>
-</domain>
-`;
+/** The seed's hvm-bios.xml / hvm-direct-kernel.xml, with their files made to exist here and a smaller memory. */
+const hvmXml = (name: string, files: Record<string, string>, kernel: boolean) => seedGuest(name, [
+  ...(kernel ? directKernel : []),
+  [/<memory>\d+<\/memory>/, '<memory>131072</memory>'],
+  [/\n *<emulator>.*<\/emulator>/, ''],
+  [/<source file='\/var\/lib\/xen\/images\/fv[01]'\/>/, `<source file='${files['disk']}'/>`],
+  [/<source file='[^']*\.iso'\/>/, `<source file='${files['iso']}'/>`],
+  [/\n *<disk type='file' device='floppy'>[^]*?<\/disk>/, ''],
+  [/<graphics type='vnc' port='\d+'\/>/, "<graphics type='vnc' port='-1'/>"],
+]);
 
 /** `xenvirt event --all --loop` running beside the suite: what a second client sees. */
 class EventWatcher {
@@ -198,7 +153,7 @@ async function main(): Promise<void> {
 
   if (want('host')) {
     await suite.step('host', 'nodeinfo and version match xl info', async () => {
-      const info = new Map((await run(['xl', 'info'])).stdout.split('\n').map((l) => l.split(/\s*:\s*/, 2) as [string, string]));
+      const info = await xlInfo();
       const ni = parseDominfo(await xv(['nodeinfo']));
       eq(ni.get('CPU(s)'), info.get('nr_cpus'), 'nodeinfo CPU(s) vs xl info nr_cpus');
       eq(ni.get('Memory size'), `${Number(info.get('total_memory')) * 1024} KiB`, 'nodeinfo memory vs xl info total_memory');
@@ -337,20 +292,55 @@ async function main(): Promise<void> {
   }
 
   if (want('pv-crash')) {
-    // the same kernel and initramfs without devices (a quicker boot): the guest panics
+    // the same kernel and initramfs without devices (a quicker boot), two vcpus with <cputune>;
+    // the guest is tuned live, then panics
     const G = 'pv-crash';
-    await suite.step(G, 'guest crash arrives as a lifecycle event (on_crash destroy)', async () => {
+    const sched = async () => {
+      const s = (await xlInfo()).get('xen_scheduler') ?? 'credit';
+      const out = (await run(['xl', s === 'credit2' ? 'sched-credit2' : 'sched-credit', '-d', G])).stdout;
+      const m = new RegExp(`^${G}\\s+\\d+\\s+(\\d+)\\s+(\\d+)`, 'm').exec(out);
+      check(m, `xl sched-${s} shows no row for ${G}: ${out}`);
+      return `weight ${m[1]} cap ${m[2]}`;
+    };
+    /** Hard affinity of each vcpu, as `xl vcpu-list` prints it. */
+    const affinity = async () => {
+      const out = (await run(['xl', 'vcpu-list', G])).stdout;
+      return out.split('\n').filter((l) => l.startsWith(G)).map((l) => /\s(\S+) \/ \S+\s*$/.exec(l)?.[1]);
+    };
+    await suite.step(G, 'start applies <cputune>: xl vcpu-list and xl sched-* show the pin and the weight', async () => {
       const xml = path.join(WORK, 'pv-crash.xml');
-      fs.writeFileSync(xml, `<domain type='xen'><name>${G}</name><memory>131072</memory>
+      fs.writeFileSync(xml, `<domain type='xen'><name>${G}</name><memory>131072</memory><vcpu>2</vcpu>
+  <cputune><shares>300</shares><vcpupin vcpu='1' cpuset='1'/></cputune>
   <os><type>linux</type><kernel>${KERNEL}</kernel><initrd>${INITRD}</initrd><cmdline>${CMDLINE}</cmdline></os>
   <on_crash>destroy</on_crash><devices><console type='pty'/></devices></domain>`);
       await xv(['define', xml]);
       await xv(['start', G]);
-      const d = await liveDomain(G);
+      await liveDomain(G);
+      eq((await affinity()).join(' '), 'all 1', 'xl vcpu-list hard affinity after start');
+      eq(await sched(), 'weight 300 cap 0', 'xl scheduler parameters after start');
       await guestUp(G);
+    });
+    await suite.step(G, 'vcpupin / schedinfo --live: xl follows, vcpuinfo agrees, the definition keeps its own', async () => {
+      await xv(['vcpupin', G, '0', '0', '--live']);
+      eq((await affinity()).join(' '), '0 1', 'xl vcpu-list hard affinity after vcpupin');
+      const info = await xv(['vcpuinfo', G]);
+      check(/VCPU:\s+0\n[^]*?CPU Affinity:\s+y-\n/.test(info) && /VCPU:\s+1\n[^]*?CPU Affinity:\s+-y\n/.test(info), `vcpuinfo disagrees with xl: ${info}`);
+      const out = await xv(['schedinfo', G, '--weight', '512', '--cap', '50']);
+      check(/^weight\s+: 512\ncap\s+: 50$/m.test(out), `schedinfo did not report the new values: ${out}`);
+      eq(await sched(), 'weight 512 cap 50', 'xl scheduler parameters after schedinfo');
+      check(/<shares>300<\/shares>/.test(await xv(['dumpxml', '--inactive', G])), 'the persistent definition lost its weight');
+      // lift the cap again: a capped guest is slow to panic under emulation
+      await xv(['schedinfo', G, '--set', 'cap=0']);
+      eq(await sched(), 'weight 512 cap 0', 'xl scheduler parameters after lifting the cap');
+      return (await affinity()).join(' ');
+    });
+    await suite.step(G, 'guest crash arrives as a lifecycle event (on_crash destroy)', async () => {
+      const d = await liveDomain(G);
       const from = events.mark;
       await consoleSend(d.domid, 'xv-crash');
-      await events.waitFor(G, 'Stopped Crashed', from);
+      await events.waitFor(G, 'Stopped Crashed', from).catch((e: Error) => {
+        throw new Error(`${e.message}; xl list: ${JSON.stringify(d)}; the guest's console ends with: ${consoleLog(G).slice(-600)}`);
+      });
       check(consoleLog(G).includes('GUEST-CRASH'), 'the guest did not say it crashed');
       await noDomain(G, 'xl list to drop the crashed domain (on_crash destroy)');
       eq((await xv(['domstate', G, '--reason'])).trim(), 'shut off (crashed)', 'domstate --reason after the crash');
@@ -405,16 +395,13 @@ async function main(): Promise<void> {
   }
 
   if (want('hvm')) {
-    const shapes: Array<[string, string, boolean]> = [
-      ['hvm-bios', '8f07fe28-753f-2729-d76d-bdbd892f949a', false],
-      ['hvm-kernel', '4dea22b3-1d52-d8f3-2516-782e98ab3fa1', true],
-    ];
-    for (const [name, uuid, kernel] of shapes) {
+    const shapes: Array<[string, boolean]> = [['hvm-bios', false], ['hvm-kernel', true]];
+    for (const [name, kernel] of shapes) {
       await suite.step('hvm', `${name}: converts, and starts or says why not`, async () => {
         const files = { disk: path.join(WORK, `${name}.img`), iso: path.join(WORK, `${name}.iso`) };
         await sh(`truncate -s 8M ${files.disk} ${files.iso}`);
         const xml = path.join(WORK, `${name}.xml`);
-        fs.writeFileSync(xml, hvmXml(name, uuid, files, kernel));
+        fs.writeFileSync(xml, hvmXml(name, files, kernel));
         const native = await xv(['domxml-to-native', 'xen-xl', xml]);
         const cfg = path.join(WORK, `${name}.cfg`);
         fs.writeFileSync(cfg, native);
@@ -458,6 +445,24 @@ async function main(): Promise<void> {
         const dry = await run(['xl', 'create', '-n', cfg]);
         check(dry.code === 0, `xl create -n rejects the round-tripped config: ${dry.stderr}`);
         return `${name}: ${xml.split('\n').length} lines of XML, xl accepts the round trip`;
+      });
+    }
+    const cfg = '/root/guest/guest.cfg';
+    if (fs.existsSync(cfg)) {
+      await suite.step('native guest.cfg', 'import: define the converted config, start it, xl runs it', async () => {
+        const name = /^\s*name\s*=\s*"([^"]+)"/m.exec(fs.readFileSync(cfg, 'utf8'))![1]!;
+        const xml = path.join(WORK, 'imported.xml');
+        fs.writeFileSync(xml, await xv(['domxml-from-native', 'xen-xl', cfg]));
+        await xv(['define', xml]);
+        const uuid = (await xv(['domuuid', name])).trim();
+        await xv(['start', name]);
+        const d = await liveDomain(name);
+        eq(d.uuid, uuid, 'xl list uuid of the imported domain');
+        eq((await listed(name))?.join(' '), `${d.domid} running`, 'xenvirt list');
+        await xv(['destroy', name]);
+        await noDomain(name);
+        await xv(['undefine', name]);
+        return `${name}: domid ${d.domid}`;
       });
     }
   }

@@ -10,6 +10,7 @@ import {
 import { list } from './list.js';
 import { dominfo, domid, domname, domstate, domuuid, dumpxml, vcpucount } from './monitor.js';
 import { setmaxmem, setmem, setvcpus } from './resources.js';
+import { schedinfo, vcpuinfo, vcpupin } from './tuning.js';
 
 export const COMMANDS: Command[] = [
   // Domain Management
@@ -33,6 +34,7 @@ export const COMMANDS: Command[] = [
   restore,
   resume,
   save,
+  schedinfo,
   setmaxmem,
   setmem,
   setvcpus,
@@ -41,6 +43,8 @@ export const COMMANDS: Command[] = [
   suspend,
   undefine,
   vcpucount,
+  vcpuinfo,
+  vcpupin,
   // Domain Monitoring
   dominfo,
   domstate,

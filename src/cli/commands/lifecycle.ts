@@ -7,7 +7,7 @@ import { VirtError } from '../../errors.js';
 import { UndefineFlags } from '../../driver/connection.js';
 import { readInput } from '../io.js';
 import {
-  BY_NAME, BY_UUID, connect, domainArg, domainOption, flag, printExtra, withContext, withProgress,
+  BY_NAME, BY_UUID, connect, domainAction, domainArg, domainOption, flag, printExtra, withContext, withProgress,
 } from './util.js';
 
 const GROUP = 'Domain Management';
@@ -154,9 +154,9 @@ export const shutdown: Command = {
   options: [domainOption(), modeOption],
   async run(args, io) {
     const flags = modeFlags(args.mode, "'acpi', 'agent', 'initctl', 'signal', or 'paravirt'");
-    const { conn, dom } = await domainArg(io, args);
-    await withContext(io, `Failed to shutdown domain '${dom.name}'`, () => conn.shutdown(dom, flags));
-    printExtra(io, `Domain '${dom.name}' is being shutdown\n`);
+    await domainAction(io, args, (n) => `Failed to shutdown domain '${n}'`,
+      (conn, dom) => conn.shutdown(dom, flags),
+      (n) => `Domain '${n}' is being shutdown\n`);
   },
 };
 
@@ -167,9 +167,9 @@ export const reboot: Command = {
   options: [domainOption(), modeOption],
   async run(args, io) {
     const flags = modeFlags(args.mode, "'acpi', 'agent', 'initctl', 'signal' or 'paravirt'");
-    const { conn, dom } = await domainArg(io, args);
-    await withContext(io, `Failed to reboot domain '${dom.name}'`, () => conn.reboot(dom, flags));
-    printExtra(io, `Domain '${dom.name}' is being rebooted\n`);
+    await domainAction(io, args, (n) => `Failed to reboot domain '${n}'`,
+      (conn, dom) => conn.reboot(dom, flags),
+      (n) => `Domain '${n}' is being rebooted\n`);
   },
 };
 
@@ -179,10 +179,9 @@ export const destroy: Command = {
   summary: 'destroy (stop) a domain',
   options: [domainOption(), { name: 'graceful', type: 'bool', help: 'terminate gracefully' }],
   async run(args, io) {
-    const { conn, dom } = await domainArg(io, args);
-    await withContext(io, `Failed to destroy domain '${dom.name}'`,
-      () => conn.destroy(dom, flag(args, 'graceful') ? DESTROY_GRACEFUL : 0));
-    printExtra(io, `Domain '${dom.name}' destroyed\n`);
+    await domainAction(io, args, (n) => `Failed to destroy domain '${n}'`,
+      (conn, dom) => conn.destroy(dom, flag(args, 'graceful') ? DESTROY_GRACEFUL : 0),
+      (n) => `Domain '${n}' destroyed\n`);
   },
 };
 
@@ -192,9 +191,9 @@ export const suspend: Command = {
   summary: 'suspend a domain',
   options: [domainOption()],
   async run(args, io) {
-    const { conn, dom } = await domainArg(io, args);
-    await withContext(io, `Failed to suspend domain '${dom.name}'`, () => conn.suspend(dom));
-    printExtra(io, `Domain '${dom.name}' suspended\n`);
+    await domainAction(io, args, (n) => `Failed to suspend domain '${n}'`,
+      (conn, dom) => conn.suspend(dom),
+      (n) => `Domain '${n}' suspended\n`);
   },
 };
 
@@ -204,9 +203,9 @@ export const resume: Command = {
   summary: 'resume a domain',
   options: [domainOption()],
   async run(args, io) {
-    const { conn, dom } = await domainArg(io, args);
-    await withContext(io, `Failed to resume domain '${dom.name}'`, () => conn.resume(dom));
-    printExtra(io, `Domain '${dom.name}' resumed\n`);
+    await domainAction(io, args, (n) => `Failed to resume domain '${n}'`,
+      (conn, dom) => conn.resume(dom),
+      (n) => `Domain '${n}' resumed\n`);
   },
 };
 
@@ -308,10 +307,9 @@ export const managedsave: Command = {
     { name: 'verbose', type: 'bool', help: 'display the progress of save' },
   ],
   async run(args, io) {
-    const { conn, dom } = await domainArg(io, args);
-    await withContext(io, `Failed to save domain '${dom.name}' state`,
-      () => withProgress(io, 'Managedsave', showProgress(io, args), conn, 'managedsave', () => conn.managedSave(dom, saveFlags(args))));
-    printExtra(io, `\nDomain '${dom.name}' state saved by libvirt\n`);
+    await domainAction(io, args, (n) => `Failed to save domain '${n}' state`,
+      (conn, dom) => withProgress(io, 'Managedsave', showProgress(io, args), conn, 'managedsave', () => conn.managedSave(dom, saveFlags(args))),
+      (n) => `\nDomain '${n}' state saved by libvirt\n`);
   },
 };
 
@@ -322,9 +320,8 @@ export const autostart: Command = {
   options: [domainOption(), { name: 'disable', type: 'bool', help: 'disable autostarting' }],
   async run(args, io) {
     const on = !flag(args, 'disable');
-    const { conn, dom } = await domainArg(io, args);
-    await withContext(io, `Failed to ${on ? 'mark' : 'unmark'} domain '${dom.name}' as autostarted`,
-      () => conn.setAutostart(dom, on));
-    printExtra(io, `Domain '${dom.name}' ${on ? 'marked' : 'unmarked'} as autostarted\n`);
+    await domainAction(io, args, (n) => `Failed to ${on ? 'mark' : 'unmark'} domain '${n}' as autostarted`,
+      (conn, dom) => conn.setAutostart(dom, on),
+      (n) => `Domain '${n}' ${on ? 'marked' : 'unmarked'} as autostarted\n`);
   },
 };

@@ -127,6 +127,19 @@ export async function domainArg(io: CommandIo, args: ArgValues, how?: number): P
   return { conn, dom };
 }
 
+/**
+ * Most domain commands: look the domain up, make the call with virsh's `Failed to ...` context
+ * line on failure, then print virsh's confirmation (silenced by -q).
+ */
+export async function domainAction(
+  io: CommandIo, args: ArgValues, failed: (name: string) => string,
+  call: (conn: Connection, dom: DomainRef) => Promise<unknown>, done: (name: string) => string,
+): Promise<void> {
+  const { conn, dom } = await domainArg(io, args);
+  await withContext(io, failed(dom.name), () => call(conn, dom));
+  printExtra(io, done(dom.name));
+}
+
 /** The positional `<domain>` option every per-domain command declares first. */
 export const domainOption = (help = 'domain name, id or uuid') =>
   ({ name: 'domain', type: 'string', positional: true, required: true, help }) as const;

@@ -9,14 +9,17 @@ export interface FixtureGuest {
   autostart?: boolean;
 }
 
-/** hvm-bios.xml: a fully virtualized guest booting from its disk through hvmloader. */
-const HVM_BIOS = `<domain type='xen'>
-  <name>hvm-bios</name>
-  <uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid>
+/**
+ * The seed's two HVM examples differ only in how they boot: hvm-bios.xml from its disk through
+ * hvmloader, hvm-direct-kernel.xml from a kernel given by the host.
+ */
+const hvmGuest = (name: string, uuid: string, boot: string, mac: string, disk: string, vncPort: number) => `<domain type='xen'>
+  <name>${name}</name>
+  <uuid>${uuid}</uuid>
   <os>
     <type>hvm</type>
     <loader>/usr/lib/xen/boot/hvmloader</loader>
-    <boot dev='hd'/>
+    ${boot}
   </os>
   <memory>524288</memory>
   <vcpu>1</vcpu>
@@ -33,11 +36,11 @@ const HVM_BIOS = `<domain type='xen'>
     <emulator>/usr/lib/xen/bin/qemu-dm</emulator>
     <interface type='bridge'>
       <source bridge='xenbr0'/>
-      <mac address='00:16:3e:5d:c7:9e'/>
+      <mac address='${mac}'/>
       <script path='vif-bridge'/>
     </interface>
     <disk type='file'>
-      <source file='/var/lib/xen/images/fv0'/>
+      <source file='${disk}'/>
       <target dev='hda'/>
     </disk>
     <disk type='file' device='cdrom'>
@@ -49,57 +52,17 @@ const HVM_BIOS = `<domain type='xen'>
       <source file='/root/fd.img'/>
       <target dev='fda'/>
     </disk>
-    <graphics type='vnc' port='5904'/>
+    <graphics type='vnc' port='${vncPort}'/>
   </devices>
 </domain>
 `;
 
-/** hvm-direct-kernel.xml: fully virtualized, booting a kernel given by the host. */
-const HVM_KERNEL = `<domain type='xen'>
-  <name>hvm-kernel</name>
-  <uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa1</uuid>
-  <os>
-    <type>hvm</type>
-    <loader>/usr/lib/xen/boot/hvmloader</loader>
-    <kernel>/var/lib/xen/install/vmlinuz-fedora8-x86_64</kernel>
+const HVM_BIOS = hvmGuest('hvm-bios', '4dea22b3-1d52-d8f3-2516-782e98ab3fa0', "<boot dev='hd'/>", '00:16:3e:5d:c7:9e', '/var/lib/xen/images/fv0', 5904);
+
+const HVM_KERNEL = hvmGuest('hvm-kernel', '4dea22b3-1d52-d8f3-2516-782e98ab3fa1',
+  `<kernel>/var/lib/xen/install/vmlinuz-fedora8-x86_64</kernel>
     <initrd>/var/lib/xen/install/initrd-vmlinuz-fedora8-x86_64</initrd>
-    <cmdline> kickstart=http://example.com/myguest.ks </cmdline>
-  </os>
-  <memory>524288</memory>
-  <vcpu>1</vcpu>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>restart</on_reboot>
-  <on_crash>restart</on_crash>
-  <features>
-     <pae/>
-     <acpi/>
-     <apic/>
-  </features>
-  <clock sync="localtime"/>
-  <devices>
-    <emulator>/usr/lib/xen/bin/qemu-dm</emulator>
-    <interface type='bridge'>
-      <source bridge='xenbr0'/>
-      <mac address='00:16:3e:5d:c7:9f'/>
-      <script path='vif-bridge'/>
-    </interface>
-    <disk type='file'>
-      <source file='/var/lib/xen/images/fv1'/>
-      <target dev='hda'/>
-    </disk>
-    <disk type='file' device='cdrom'>
-      <source file='/var/lib/xen/images/fc5-x86_64-boot.iso'/>
-      <target dev='hdc'/>
-      <readonly/>
-    </disk>
-    <disk type='file' device='floppy'>
-      <source file='/root/fd.img'/>
-      <target dev='fda'/>
-    </disk>
-    <graphics type='vnc' port='5905'/>
-  </devices>
-</domain>
-`;
+    <cmdline> kickstart=http://example.com/myguest.ks </cmdline>`, '00:16:3e:5d:c7:9f', '/var/lib/xen/images/fv1', 5905);
 
 /** pv-bootloader.xml: paravirtualized, kernel loaded from its own disk by pygrub. */
 const PV_BOOTLOADER = `<domain type='xen'>
@@ -153,6 +116,13 @@ const PV_KERNEL = `<domain type='xen'>
   </devices>
 </domain>
 `;
+
+/** One of the fixture guests' XML by name (the real-Xen suite adapts them to its host). */
+export function fixtureXml(name: string): string {
+  const g = DEFAULT_GUESTS.find((x) => x.xml.includes(`<name>${name}</name>`));
+  if (!g) throw new Error(`no fixture guest named '${name}'`);
+  return g.xml;
+}
 
 export const DEFAULT_GUESTS: readonly FixtureGuest[] = [
   { xml: HVM_BIOS },

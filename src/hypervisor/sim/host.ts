@@ -23,8 +23,12 @@ import { isHvm } from '../../domain/types.js';
 import type { KvStore } from '../../driver/store.js';
 import type {
   BackendEvent, GuestInfo, GuestRunState, HostCapabilities, HostInfo, HypervisorBackend, ProgressFn,
-  StartOptions, SysinfoData, XenShutdownReason,
+  SchedulerParams, StartOptions, SysinfoData, VcpuInfo, XenShutdownReason,
 } from '../backend.js';
+import { BackendListeners, type BackendListener } from '../listeners.js';
+import { pinsOf } from '../../driver/tuning.js';
+
+const allCpus = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 export interface SimHostConfig {
   hostname: string;
@@ -112,6 +116,11 @@ interface DomRecord {
   busy?: { pid: number; kind: string; prev: GuestRunState };
   disks: string[];
   nics: string[];
+  /** host CPUs each vcpu may run on; a missing entry means all */
+  pins?: number[][];
+  /** credit scheduler parameters; missing means Xen's defaults (256, 0) */
+  weight?: number;
+  cap?: number;
 }
 
 interface ImageRecord {
@@ -151,7 +160,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class SimHost implements HypervisorBackend {
   readonly kind = 'sim';
-  private listeners = new Set<(e: BackendEvent) => void | Promise<void>>();
+  private readonly listeners = new BackendListeners();
   private timers = new Map<number, NodeJS.Timeout>();
   private active = false;
   private closed = false;
@@ -250,6 +259,11 @@ export class SimHost implements HypervisorBackend {
     return used;
   }
 
+  private cpuCount(h = this.host()): number {
+    const c = h.config;
+    return c.sockets * c.cores * c.threads * c.nodes;
+  }
+
   private freeMemory(h = this.host()): number {
     return Math.max(0, h.config.memory - this.usedMemory(h));
   }
@@ -294,12 +308,13 @@ export class SimHost implements HypervisorBackend {
       model: c.model,
       memory: c.memory,
       freeMemory: this.freeMemory(h),
-      cpus: c.sockets * c.cores * c.threads * c.nodes,
+      cpus: this.cpuCount(h),
       mhz: c.mhz,
       nodes: c.nodes,
       sockets: c.sockets,
       cores: c.cores,
       threads: c.threads,
+      scheduler: 'credit',
     };
   }
 
@@ -436,6 +451,7 @@ export class SimHost implements HypervisorBackend {
       runningSince: null,
       disks: def.devices.disks.map((x) => x.target.dev),
       nics: def.devices.interfaces.map((n) => n.mac ?? ''),
+      ...this.tuningOf(def),
     }, opts.paused === true);
   }
 
@@ -646,6 +662,66 @@ export class SimHost implements HypervisorBackend {
     });
   }
 
+  /** What a start applies from <vcpu cpuset>, <cputune><vcpupin> and <shares>, as xl does. */
+  private tuningOf(def: Domain): Pick<DomRecord, 'pins' | 'weight' | 'cap'> {
+    const n = this.cpuCount();
+    const out: Pick<DomRecord, 'pins' | 'weight' | 'cap'> = {};
+    if (def.vcpu.cpuset !== undefined || def.cputune?.vcpupins.length) {
+      out.pins = pinsOf(def, n).map((set) => set.filter((c) => c < n));
+    }
+    if (def.cputune?.weight !== undefined) out.weight = def.cputune.weight;
+    if (def.cputune?.cap !== undefined) out.cap = def.cputune.cap;
+    return out;
+  }
+
+  async vcpuInfo(domid: number): Promise<VcpuInfo[]> {
+    const d = domid === 0 ? undefined : this.need(domid);
+    const h = this.host();
+    const all = allCpus(this.cpuCount(h));
+    const count = d ? d.maxVcpus : h.dom0.vcpus;
+    const online = d ? d.vcpus : h.dom0.vcpus;
+    const running = !d || d.state === 'running' || d.state === 'blocked';
+    const total = d ? this.cpuNs(d) : this.info0(h).cpuTime;
+    const out: VcpuInfo[] = [];
+    for (let v = 0; v < count; v++) {
+      const affinity = d?.pins?.[v] ?? all;
+      const on = v < online;
+      out.push({
+        number: v,
+        state: !on ? 'offline' : running ? 'running' : 'blocked',
+        cpuTime: on ? total / BigInt(online) : 0n,
+        // a stable placement inside the affinity, so repeated calls agree
+        cpu: on ? affinity[(domid + v) % affinity.length]! : -1,
+        cpumap: affinity,
+      });
+    }
+    return out;
+  }
+
+  async pinVcpu(domid: number, vcpu: number, cpus: number[]): Promise<void> {
+    await this.store.transaction(() => {
+      const d = this.need(domid);
+      if (vcpu >= d.maxVcpus) throw libxlError(`Failed to pin vcpu ${vcpu} of domain '${domid}' with libxenlight: it has ${d.maxVcpus} vcpus`);
+      const all = allCpus(this.cpuCount());
+      d.pins = Array.from({ length: d.maxVcpus }, (_, v) => (v === vcpu ? [...cpus] : d.pins?.[v] ?? all));
+      return this.putDom(d);
+    });
+  }
+
+  async schedulerParams(domid: number): Promise<SchedulerParams> {
+    const d = domid === 0 ? undefined : this.need(domid);
+    return { scheduler: 'credit', weight: d?.weight ?? 256, cap: d?.cap ?? 0 };
+  }
+
+  async setSchedulerParams(domid: number, params: { weight?: number; cap?: number }): Promise<void> {
+    await this.store.transaction(() => {
+      const d = this.need(domid);
+      if (params.weight !== undefined) d.weight = params.weight;
+      if (params.cap !== undefined) d.cap = params.cap;
+      return this.putDom(d);
+    });
+  }
+
   async attachDisk(domid: number, disk: DiskDevice): Promise<void> {
     await this.store.transaction(() => {
       const d = this.need(domid);
@@ -686,14 +762,11 @@ export class SimHost implements HypervisorBackend {
 
   // ---- events and asynchronous completion
 
-  onEvent(listener: (e: BackendEvent) => void | Promise<void>): () => void {
-    this.listeners.add(listener);
-    return () => { this.listeners.delete(listener); };
+  onEvent(listener: BackendListener): () => void {
+    return this.listeners.add(listener);
   }
 
-  private async emit(e: BackendEvent): Promise<void> {
-    for (const l of [...this.listeners]) await l(e);
-  }
+  private emit(e: BackendEvent): Promise<void> { return this.listeners.emit(e); }
 
   /** The driver is listening: complete whatever fell due while nobody was around. */
   async ready(): Promise<void> {

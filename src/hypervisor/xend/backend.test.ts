@@ -160,7 +160,7 @@ test('GuestInfo from ?detail=1: states, memory in KiB, online vcpus, exact cpu t
 test('host: /xend/node/ gives node info, capabilities, version and name', async () => {
   const h = await b.hostInfo();
   assert.deepEqual({ ...h, freeMemory: 0 }, {
-    model: 'x86_64', memory: 65536 * 1024, freeMemory: 0, cpus: 4, mhz: 2400, nodes: 1, sockets: 1, cores: 2, threads: 2,
+    model: 'x86_64', memory: 65536 * 1024, freeMemory: 0, cpus: 4, mhz: 2400, nodes: 1, sockets: 1, cores: 2, threads: 2, scheduler: 'credit',
   });
   assert.ok(h.freeMemory > 0 && h.freeMemory < h.memory);
   assert.equal(await b.version(), 3_004_002);

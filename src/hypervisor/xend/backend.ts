@@ -34,6 +34,7 @@ import type {
   BackendEvent, GuestArchCaps, GuestInfo, GuestRunState, HostCapabilities, HostInfo, HypervisorBackend, ProgressFn,
   SchedulerParams, StartOptions, VcpuInfo, XenShutdownReason,
 } from '../backend.js';
+import { BackendListeners, type BackendListener } from '../listeners.js';
 import { XendClient, type XendAddress } from './http.js';
 
 export interface XendBackendOptions {
@@ -214,7 +215,7 @@ export class XendBackend implements HypervisorBackend {
   configFormat = 4;
   private readonly pollIntervalMs: number;
   private readonly imageDir: string;
-  private readonly listeners = new Set<(e: BackendEvent) => void | Promise<void>>();
+  private readonly listeners = new BackendListeners();
   private readonly known = new Map<number, Known>();
   private readonly snapshot = new Map<number, Seen>();
   /** Domains that left because of us (destroy, save): no event for them. */
@@ -276,6 +277,7 @@ export class XendBackend implements HypervisorBackend {
       sockets,
       cores,
       threads,
+      scheduler: sexprNode(n, 'node/xen_scheduler') ?? 'credit',
     };
   }
 
@@ -772,20 +774,11 @@ export class XendBackend implements HypervisorBackend {
 
   // ---- events --------------------------------------------------------------------------------
 
-  onEvent(listener: (e: BackendEvent) => void | Promise<void>): () => void {
-    this.listeners.add(listener);
-    return () => { this.listeners.delete(listener); };
+  onEvent(listener: BackendListener): () => void {
+    return this.listeners.add(listener);
   }
 
-  private async emit(e: BackendEvent): Promise<void> {
-    for (const l of [...this.listeners]) {
-      try {
-        await l(e);
-      } catch {
-        // a listener's failure is its own
-      }
-    }
-  }
+  private emit(e: BackendEvent): Promise<void> { return this.listeners.emit(e); }
 
   async ready(): Promise<void> {
     if (this.closed || this.timer) return;

@@ -64,7 +64,7 @@ const xlCalls = (f: FakeXenHost) => f.calls().filter((c) => !c[0]!.startsWith('x
 test('host facts come from xl info', async (t) => {
   const { b } = await rig(t);
   const h = await b.hostInfo();
-  assert.deepEqual(h, { model: 'x86_64', memory: 2047 * 1024, freeMemory: (2047 - 1024) * 1024, cpus: 2, mhz: 2445, nodes: 1, sockets: 1, cores: 2, threads: 1 });
+  assert.deepEqual(h, { model: 'x86_64', memory: 2047 * 1024, freeMemory: (2047 - 1024) * 1024, cpus: 2, mhz: 2445, nodes: 1, sockets: 1, cores: 2, threads: 1, scheduler: 'credit2' });
   assert.equal(await b.version(), 4_017_007);
   assert.equal(await b.maxGuestVcpus('xen'), 2);
   assert.equal(await b.bootId(), 'boot-1');
@@ -125,6 +125,19 @@ test('start, direct mode (the default): one xl create; -p only for a paused star
   assert.equal(r.fake.domain(paused)!.paused, true);
   assert.deepEqual(xlCalls(r.fake).filter((c) => /create|unpause/.test(c)).map((c) => c.replace(/\S+\.cfg$/, 'CFG')), ['xl create -e CFG', 'xl create -e -p CFG']);
   assert.equal(r.b.lastStart?.phases['xl create'] !== undefined, true);
+});
+
+test('start: <cputune> pins and weight go into the config xl creates from', async (t) => {
+  const r = await rig(t);
+  const tune = `<cputune><shares>512</shares><vcpupin vcpu='1' cpuset='1'/></cputune>`;
+  const def = parseDomainXml(pvXml(r).replace('<os>', `${tune}<os>`));
+  const cfg = r.fake.domain(await r.b.start(def))!.config;
+  assert.match(cfg, /^cpus = \[ "all", "1" \]$/m);
+  assert.match(cfg, /^cpu_weight = 512$/m);
+  assert.doesNotMatch(cfg, /^cap = /m);
+  // without <cputune> the config is exactly what domxml-to-native prints
+  const plain = parseDomainXml(pvXml(r, 'pv2'));
+  assert.equal(r.b.renderConfig(plain).includes('cpu_weight'), false);
 });
 
 test('start failures: clear messages, nothing left behind', async (t) => {

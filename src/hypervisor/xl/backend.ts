@@ -30,12 +30,14 @@ import type { ChildProcess } from 'node:child_process';
 import { ErrorDomain, VirtError } from '../../errors.js';
 import { emptyDevices, isHvm, type DiskDevice, type Domain, type InterfaceDevice } from '../../domain/types.js';
 import { domainToXl, formatXlDisk, xlToNative } from '../../formats/xl.js';
+import { withCpuTuning } from './tuning.js';
 import { confGet } from '../../formats/conf.js';
 import type { XenFormatOptions } from '../../formats/xen-common.js';
 import type {
   BackendEvent, GuestInfo, HostCapabilities, HostInfo, HypervisorBackend, ProgressFn, SchedulerParams, StartOptions,
   SysinfoData, GuestArchCaps, VcpuInfo,
 } from '../backend.js';
+import { BackendListeners, type BackendListener } from '../listeners.js';
 import { LocalExec, type Exec, type ExecResult } from './exec.js';
 import { openXenStore, type XenStore } from './xenstore.js';
 import {
@@ -69,6 +71,8 @@ export interface XlBackendOptions {
   /** Files that identify the host and its boot (tests point these elsewhere). */
   bootIdFile?: string;
   dmiDir?: string;
+  /** How long a watch firing caused by our own operation waits before it is looked at (ms, default 750). */
+  deferredScanDelayMs?: number;
   /** Check dom0 kernel modules and bridges before starting (default: when /sys/module exists). */
   hostChecks?: boolean;
 }
@@ -134,7 +138,7 @@ export class XlBackend implements HypervisorBackend {
   readonly exec: Exec;
   readonly xenstore: XenStore;
   private readonly opts: XlBackendOptions;
-  private readonly listeners = new Set<(e: BackendEvent) => void | Promise<void>>();
+  private readonly listeners = new BackendListeners();
   private snap: Promise<Snapshot> | undefined;
   private snapAt = 0;
   private infoCache: { at: number; map: Map<string, string> } | undefined;
@@ -288,6 +292,7 @@ export class XlBackend implements HypervisorBackend {
       sockets: Math.max(1, Math.floor(cpus / (cores * threads * nodes))),
       cores,
       threads,
+      scheduler: x.get('xen_scheduler') ?? 'credit',
     };
   }
 
@@ -456,7 +461,7 @@ export class XlBackend implements HypervisorBackend {
   renderConfig(def: Domain): string {
     const opts: XenFormatOptions = {};
     if (this.opts.networkBridge) opts.networkBridge = this.opts.networkBridge;
-    return xlToNative(def, opts);
+    return withCpuTuning(xlToNative(def, opts), def);
   }
 
   private writeConfig(def: Domain): string {
@@ -879,20 +884,11 @@ export class XlBackend implements HypervisorBackend {
   // ---------------------------------------------------------------------------------------
   // events
 
-  onEvent(listener: (e: BackendEvent) => void | Promise<void>): () => void {
-    this.listeners.add(listener);
-    return () => { this.listeners.delete(listener); };
+  onEvent(listener: BackendListener): () => void {
+    return this.listeners.add(listener);
   }
 
-  private async emit(e: BackendEvent): Promise<void> {
-    for (const l of [...this.listeners]) {
-      try {
-        await l(e);
-      } catch {
-        // a listener's failure (another process acted first, say) must not stop event delivery
-      }
-    }
-  }
+  private emit(e: BackendEvent): Promise<void> { return this.listeners.emit(e); }
 
   /**
    * The driver listens: report what happened while nobody watched (guests that stopped
@@ -917,7 +913,9 @@ export class XlBackend implements HypervisorBackend {
       this.ops--;
       if (this.ops === 0 && this.deferred) {
         this.deferred = false;
-        this.kick();
+        // what our own call changed is known already; look a little later, so that the
+        // look (a whole `xl list`) does not compete with the caller finishing its work
+        this.kick(this.opts.deferredScanDelayMs ?? 750);
       }
     }
   }
@@ -936,7 +934,7 @@ export class XlBackend implements HypervisorBackend {
   }
 
   /** A watch fired: scan soon (firings come in bursts). */
-  private kick(): void {
+  private kick(delayMs = 20): void {
     if (this.closed) return;
     if (!this.active) {
       this.dirty = true;
@@ -951,7 +949,7 @@ export class XlBackend implements HypervisorBackend {
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
       void this.scan();
-    }, 20);
+    }, delayMs);
     this.debounce.unref();
   }
 

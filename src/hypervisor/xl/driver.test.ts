@@ -154,3 +154,25 @@ test('a driver that starts later picks up running guests and what happened meanw
   await until(() => fake.domain(id) === undefined, 'domain destroyed');
   assert.equal((await again.getState(again.lookupByName('keep'))).state, DomainState.SHUTOFF);
 });
+
+test('autostart: after the host reboots, the next driver start boots the marked domains through xl', async (t) => {
+  const { fake, driver, xml, backend, tmp } = await setup(t, true);
+  const auto = await driver.defineXml(xml('auto', '61111111-2222-3333-4444-555555555555'));
+  await driver.defineXml(xml('manual', '71111111-2222-3333-4444-555555555555'));
+  await driver.setAutostart(auto, true);
+  const dir = driver.store.dir!;
+  await driver.close();
+  const open = async () => XenDriver.start({ uri: 'xen:///system', store: await DirStore.open(dir, { prefixes: ['config', 'autostart', 'run', 'driver'] }), backend: await backend() });
+  // the same boot: a daemon restart starts nothing
+  const same = await open();
+  assert.equal(same.lookupByName('auto').id, -1);
+  await same.close();
+  fs.writeFileSync(path.join(tmp, 'boot_id'), 'b2\n');
+  const booted = await open();
+  t.after(() => booted.close());
+  const id = booted.lookupByName('auto').id;
+  assert.ok(id > 0, 'the autostart domain did not start');
+  assert.equal(fake.domain(id)?.name, 'auto');
+  assert.equal(booted.lookupByName('manual').id, -1);
+  assert.deepEqual(booted.autostartErrors, []);
+});
