@@ -142,7 +142,8 @@ async function main(): Promise<void> {
         await run(['xl', 'destroy', NAME]);
         await gone();
       }
-      log(`round ${i + 1}/${rounds}: xl create ${fmt(x)} s | xenvirt api ${fmt(a)} s | api create=paused ${fmt(p)} s` +
+      const inner = (v: ApiRun) => fmt(v.xlCreate[v.xlCreate.length - 1] ?? NaN);
+      log(`round ${i + 1}/${rounds}: xl create ${fmt(x)} s | xenvirt api ${fmt(a)} s (its xl create ${inner(api)} s) | api create=paused ${fmt(p)} s (its xl create ${inner(paused)} s)` +
         (Number.isNaN(c) ? '' : ` | xenvirt cli ${fmt(c)} s`));
       await sleep(200);
     }
