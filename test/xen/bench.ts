@@ -56,6 +56,15 @@ async function gone(): Promise<void> {
   await waitFor(`${NAME} to leave xl list`, async () => !(await xlDomain(NAME)), 60_000, 200);
 }
 
+/**
+ * Every timed start begins on a quiet dom0: no toolstack process of an earlier round still
+ * running (a bare `xl create` leaves a monitor behind until its domain is gone) on the one
+ * dom0 vcpu both sides share.
+ */
+async function quiet(): Promise<void> {
+  await waitFor('no xl process left in dom0', async () => (await run(['pgrep', '-x', 'xl'])).code !== 0, 30_000, 200).catch(() => undefined);
+}
+
 /** One way of starting through the API; its connection is open only while it is measured. */
 interface ApiRun {
   uri: string;
@@ -79,6 +88,7 @@ async function withConn<T>(uri: string, fn: (conn: Connection, dom: DomainRef, b
 /** Open the connection (untimed), time virDomainCreate, destroy, close. */
 async function timeApi(v: ApiRun): Promise<number> {
   return withConn(v.uri, async (conn, dom, backend) => {
+    await quiet();
     const t = Date.now();
     await conn.create(dom);
     const ms = Date.now() - t;
@@ -96,6 +106,7 @@ async function timeApi(v: ApiRun): Promise<number> {
 }
 
 async function timeXl(cfg: string, into: number[]): Promise<number> {
+  await quiet();
   const r = await run(['xl', 'create', cfg]);
   if (r.code !== 0) throw new Error(`xl create ${cfg} failed: ${r.stderr}`);
   into.push(r.ms);
