@@ -15,6 +15,7 @@
  */
 import { ErrorDomain } from '../errors.js';
 import { DomainState, ListFlags, MemFlags, ModFlags, VcpuFlags, type Connection, type DomainRef } from '../driver/connection.js';
+import { allCpus } from '../driver/tuning.js';
 import { cpuMapLen, cpusFromMap, mapsFromCpus, recordFromTypedParams, typedParamsFromRecord } from '../rpc/cpumap.js';
 import { Dispatcher, EncodedReply, apiName, type Handler } from '../rpc/dispatcher.js';
 import { Feature, AuthType, ConnectFlags } from '../rpc/protocol.js';
@@ -186,8 +187,7 @@ const IMPL: Impl = {
   NODE_GET_CPU_MAP: async ({ need_map, need_online, flags }, s) => {
     if (flags !== 0) throw libvirtError('INVALID_ARG', ErrorDomain.LIBXL, 'invalid argument: %s', `unsupported flags (0x${flags.toString(16)}) in function libxlNodeGetCPUMap`);
     const { cpus } = await conn(s).nodeGetInfo();
-    const all = Array.from({ length: cpus }, (_, i) => i);
-    return { cpumap: need_map ? mapsFromCpus([all], cpuMapLen(cpus)) : Buffer.alloc(0), online: need_online ? cpus : 0, ret: cpus };
+    return { cpumap: need_map ? mapsFromCpus([allCpus(cpus)], cpuMapLen(cpus)) : Buffer.alloc(0), online: need_online ? cpus : 0, ret: cpus };
   },
   /** No security driver: an empty model, which virsh dominfo prints nothing for. */
   NODE_GET_SECURITY_MODEL: () => ({ model: cStringBytes(''), doi: cStringBytes('') }),

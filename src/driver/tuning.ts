@@ -13,7 +13,8 @@ export const SCHED_FIELDS: Record<string, readonly string[]> = {
   credit2: ['weight', 'cap'],
 };
 
-const allCpus = (n: number) => Array.from({ length: n }, (_, i) => i);
+/** Host CPUs 0..n-1: where an unpinned vcpu may run. */
+export const allCpus = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** Each vcpu's allowed host CPUs in a definition: its <vcpupin>, else <vcpu cpuset>, else all. */
 export function pinsOf(def: Domain, hostCpus: number): number[][] {

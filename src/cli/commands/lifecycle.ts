@@ -282,16 +282,15 @@ export const dump: Command = {
   ],
   async run(args, io) {
     const to = String(args.file);
-    const { conn, dom } = await domainArg(io, args);
     let flags = 0;
     if (flag(args, 'live')) flags |= DumpFlags.LIVE;
     if (flag(args, 'crash')) flags |= DumpFlags.CRASH;
     if (flag(args, 'bypass-cache')) flags |= DumpFlags.BYPASS_CACHE;
     if (flag(args, 'reset')) flags |= DumpFlags.RESET;
     if (flag(args, 'memory-only')) flags |= DumpFlags.MEMORY_ONLY;
-    await withContext(io, `Failed to core dump domain '${dom.name}' to ${to}`,
-      () => withProgress(io, 'Dump', showProgress(io, args), conn, 'dump', () => conn.coreDump(dom, to, flags)));
-    printExtra(io, `\nDomain '${dom.name}' dumped to ${to}\n`);
+    await domainAction(io, args, (n) => `Failed to core dump domain '${n}' to ${to}`,
+      (conn, dom) => withProgress(io, 'Dump', showProgress(io, args), conn, 'dump', () => conn.coreDump(dom, to, flags)),
+      (n) => `\nDomain '${n}' dumped to ${to}\n`);
   },
 };
 

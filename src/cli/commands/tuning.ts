@@ -2,6 +2,7 @@
 import type { Command } from '../command.js';
 import { VirtError } from '../../errors.js';
 import { DomainState, ModFlags, VcpuState } from '../../driver/connection.js';
+import { allCpus } from '../../driver/tuning.js';
 import { formatCpuset, parseCpuset } from '../../formats/xen-common.js';
 import { domainArg, domainOption, flag, formatTable, impactFlags, impactOptions, printJson } from './util.js';
 
@@ -67,7 +68,7 @@ export const vcpuinfo: Command = {
 
 /** virsh's cpulist: "r" resets to every host CPU; otherwise a cpuset ("0-2,^1,5"). */
 function parseCpuList(text: string, hostCpus: number): number[] {
-  if (text === 'r') return Array.from({ length: hostCpus }, (_, i) => i);
+  if (text === 'r') return allCpus(hostCpus);
   let cpus: number[];
   try {
     cpus = parseCpuset(text);

@@ -26,9 +26,7 @@ import type {
   SchedulerParams, StartOptions, SysinfoData, VcpuInfo, XenShutdownReason,
 } from '../backend.js';
 import { BackendListeners, type BackendListener } from '../listeners.js';
-import { pinsOf } from '../../driver/tuning.js';
-
-const allCpus = (n: number) => Array.from({ length: n }, (_, i) => i);
+import { allCpus, pinsOf } from '../../driver/tuning.js';
 
 export interface SimHostConfig {
   hostname: string;

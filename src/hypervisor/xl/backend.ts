@@ -29,9 +29,9 @@ import { randomBytes, createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { ErrorDomain, VirtError } from '../../errors.js';
 import { emptyDevices, isHvm, type DiskDevice, type Domain, type InterfaceDevice } from '../../domain/types.js';
-import { domainToXl, formatXlDisk, xlToNative } from '../../formats/xl.js';
-import { withCpuTuning } from './tuning.js';
-import { confGet } from '../../formats/conf.js';
+import { domainToXl, formatXlDisk } from '../../formats/xl.js';
+import { applyCpuTuning } from './tuning.js';
+import { confGet, formatConf } from '../../formats/conf.js';
 import type { XenFormatOptions } from '../../formats/xen-common.js';
 import type {
   BackendEvent, GuestInfo, HostCapabilities, HostInfo, HypervisorBackend, ProgressFn, SchedulerParams, StartOptions,
@@ -461,7 +461,9 @@ export class XlBackend implements HypervisorBackend {
   renderConfig(def: Domain): string {
     const opts: XenFormatOptions = {};
     if (this.opts.networkBridge) opts.networkBridge = this.opts.networkBridge;
-    return withCpuTuning(xlToNative(def, opts), def);
+    const file = domainToXl(def, opts);
+    applyCpuTuning(file, def);
+    return formatConf(file);
   }
 
   private writeConfig(def: Domain): string {

@@ -270,6 +270,29 @@ switch (cmd) {
 }
 `;
 
+type XenstoreNode = { value?: string; children?: string[] };
+
+/**
+ * The part of XenStore the fake host has: Domain-0 and its guests under /local/domain. Both the
+ * xenstored socket and the xenstore-* tools serve it (the tools get this function's source).
+ */
+function xenstoreNode(domains: FakeDomain[], p: string): XenstoreNode | undefined {
+  const dom0 = { domid: 0, name: 'Domain-0', uuid: '00000000-0000-0000-0000-000000000000', maxMemKiB: 1048576, maxVcpus: 1 };
+  const doms = [dom0, ...domains];
+  if (p === '/local/domain') return { children: doms.map((d) => String(d.domid)) };
+  const m = /^\/local\/domain\/(\d+)(\/.*)?$/.exec(p);
+  if (!m) return undefined;
+  const d = doms.find((x) => x.domid === Number(m[1]));
+  if (!d) return undefined;
+  const rest = m[2] ?? '';
+  if (rest === '') return { value: '' };
+  if (rest === '/vm') return { value: `/vm/${d.uuid}` };
+  if (rest === '/name') return { value: d.name };
+  if (rest === '/memory/static-max') return { value: String(d.maxMemKiB) };
+  if (rest === '/cpu' && d.domid !== 0) return { children: Array.from({ length: d.maxVcpus }, (_, i) => String(i)) };
+  return undefined;
+}
+
 /** The fake xenstore-* tools, for the command line path (no xenstored socket). */
 const FAKE_XENSTORE_TOOL = String.raw`
 const fs = require('fs');
@@ -279,23 +302,9 @@ const tool = path.basename(process.argv[1]);
 const p = process.argv[2];
 fs.appendFileSync(dir + '/argv.log', JSON.stringify([tool, ...process.argv.slice(2)]) + '\n');
 const load = () => JSON.parse(fs.readFileSync(dir + '/state.json', 'utf8'));
-function node(st, p) {
-  const dom0 = { domid: 0, name: 'Domain-0', uuid: '00000000-0000-0000-0000-000000000000', maxMemKiB: 1048576, maxVcpus: 1 };
-  const doms = [dom0, ...st.domains];
-  if (p === '/local/domain') return { children: doms.map((d) => String(d.domid)) };
-  const m = /^\/local\/domain\/(\d+)(\/.*)?$/.exec(p);
-  if (!m) return undefined;
-  const d = doms.find((x) => x.domid === Number(m[1]));
-  if (!d) return undefined;
-  const rest = m[2] || '';
-  if (rest === '/vm') return { value: '/vm/' + d.uuid };
-  if (rest === '/name') return { value: d.name };
-  if (rest === '/memory/static-max') return { value: String(d.maxMemKiB) };
-  if (rest === '/cpu' && d.domid !== 0) return { children: Array.from({ length: d.maxVcpus }, (_, i) => String(i)) };
-  return undefined;
-}
-if (tool === 'xenstore-read') { const n = node(load(), p); if (!n || n.value === undefined) { process.stderr.write('xenstore-read: couldn\'t read path ' + p + '\n'); process.exit(1); } process.stdout.write(n.value + '\n'); }
-else if (tool === 'xenstore-list') { const n = node(load(), p); if (!n) { process.stderr.write('xenstore-list: couldn\'t list path ' + p + '\n'); process.exit(1); } process.stdout.write((n.children || []).map((c) => c + '\n').join('')); }
+${xenstoreNode.toString()}
+if (tool === 'xenstore-read') { const n = xenstoreNode(load().domains, p); if (!n || n.value === undefined) { process.stderr.write('xenstore-read: couldn\'t read path ' + p + '\n'); process.exit(1); } process.stdout.write(n.value + '\n'); }
+else if (tool === 'xenstore-list') { const n = xenstoreNode(load().domains, p); if (!n) { process.stderr.write('xenstore-list: couldn\'t list path ' + p + '\n'); process.exit(1); } process.stdout.write((n.children || []).map((c) => c + '\n').join('')); }
 else if (tool === 'xenstore-watch') {
   let last = '';
   const key = (st) => String(st.version);
@@ -420,22 +429,8 @@ export class FakeXenHost {
     return new Promise((resolve) => this.server!.listen(this.socketPath!, () => resolve()));
   }
 
-  private node(p: string): { value?: string; children?: string[] } | undefined {
-    const st = this.state();
-    const dom0 = { domid: 0, name: 'Domain-0', uuid: '00000000-0000-0000-0000-000000000000', maxMemKiB: 1048576, maxVcpus: 1 };
-    const doms = [dom0, ...st.domains];
-    if (p === '/local/domain') return { children: doms.map((d) => String(d.domid)) };
-    const m = /^\/local\/domain\/(\d+)(\/.*)?$/.exec(p);
-    if (!m) return undefined;
-    const d = doms.find((x) => x.domid === Number(m[1]));
-    if (!d) return undefined;
-    const rest = m[2] ?? '';
-    if (rest === '') return { value: '' };
-    if (rest === '/vm') return { value: `/vm/${d.uuid}` };
-    if (rest === '/name') return { value: d.name };
-    if (rest === '/memory/static-max') return { value: String(d.maxMemKiB) };
-    if (rest === '/cpu' && d.domid !== 0) return { children: Array.from({ length: d.maxVcpus }, (_, i) => String(i)) };
-    return undefined;
+  private node(p: string): XenstoreNode | undefined {
+    return xenstoreNode(this.state().domains, p);
   }
 
   private serve(sock: net.Socket): void {

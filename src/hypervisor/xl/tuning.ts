@@ -4,26 +4,21 @@
  * its pins and weight from the first instruction, not a moment after.
  */
 import type { Domain } from '../../domain/types.js';
+import { confList, confNumber, confSet, confString, type ConfFile } from '../../formats/conf.js';
 
-const quote = (s: string) => `"${s}"`;
-
-/** `config` (our xl formatter's text) with the domain's <cputune> applied. */
-export function withCpuTuning(config: string, def: Domain): string {
+/** Sets the xl keys for the domain's <cputune> in `file` (our xl formatter's output). */
+export function applyCpuTuning(file: ConfFile, def: Domain): void {
   const tune = def.cputune;
-  if (!tune) return config;
-  let out = config;
+  if (!tune) return;
   if (tune.vcpupins.length) {
-    // one CPU list per vcpu; vcpus without a pin keep <vcpu cpuset> or may run anywhere
+    // one CPU list per vcpu, in place of <vcpu cpuset>'s single list; vcpus without a pin keep
+    // that cpuset or may run anywhere
     const lists: string[] = [];
     for (let v = 0; v < def.vcpu.count; v++) {
       lists.push(tune.vcpupins.find((p) => p.vcpu === v)?.cpuset ?? def.vcpu.cpuset ?? 'all');
     }
-    out = out.split('\n').filter((l) => !/^cpus\s*=/.test(l)).join('\n');
-    out = appendLine(out, `cpus = [ ${lists.map(quote).join(', ')} ]`);
+    confSet(file, 'cpus', confList(lists.map(confString)));
   }
-  if (tune.weight !== undefined) out = appendLine(out, `cpu_weight = ${tune.weight}`);
-  if (tune.cap !== undefined) out = appendLine(out, `cap = ${tune.cap}`);
-  return out;
+  if (tune.weight !== undefined) confSet(file, 'cpu_weight', confNumber(tune.weight));
+  if (tune.cap !== undefined) confSet(file, 'cap', confNumber(tune.cap));
 }
-
-const appendLine = (text: string, line: string) => `${text.replace(/\n*$/, '')}\n${line}\n`;
