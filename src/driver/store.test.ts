@@ -305,3 +305,19 @@ test('DirStore: transactions go on during a checkpoint; what changed meanwhile i
   assert.deepEqual(fs.readdirSync(path.join(dir, 'config')).filter((f) => f.startsWith('.')), [], 'no temp files left');
   await r.close();
 });
+
+test('a transaction held open for long (a guest start) does not set the store polling', async () => {
+  const s = new MemoryStore();
+  await s.transaction((tx) => tx.put('a', '1'));
+  const real = globalThis.setTimeout;
+  let timers = 0;
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => { timers++; return real(fn, ms); }) as typeof setTimeout;
+  try {
+    // outlives the idle period that switches context tracking off, with the mutex held
+    await s.transaction(() => new Promise<void>((r) => real(r, 1600)));
+  } finally {
+    globalThis.setTimeout = real;
+  }
+  assert.ok(timers < 20, `the store set ${timers} timers while one transaction waited 1.6 s`);
+  await s.close();
+});

@@ -182,7 +182,10 @@ abstract class BaseStore implements KvStore {
         this.alsTimer = undefined;
         this.als.disable(); // the next transaction's run() switches it on again
       } else {
-        this.alsTimer = setTimeout(check, Math.max(1, ALS_IDLE_MS - idle)).unref();
+        // A transaction still running (a guest's start holds one for as long as xl runs) is
+        // looked at again a full period later: not every millisecond, which would keep a
+        // single-vcpu dom0 busy for the whole start.
+        this.alsTimer = setTimeout(check, idle >= ALS_IDLE_MS ? ALS_IDLE_MS : ALS_IDLE_MS - idle).unref();
       }
     };
     this.alsTimer = setTimeout(check, ALS_IDLE_MS).unref();

@@ -65,6 +65,51 @@ async function quiet(): Promise<void> {
   await waitFor('no xl process left in dom0', async () => (await run(['pgrep', '-x', 'xl'])).code !== 0, 30_000, 200).catch(() => undefined);
 }
 
+/**
+ * Where dom0's CPU went during one timed start, to tell a slow `xl create` apart from one that
+ * shared dom0's vcpu: whole-dom0 user/system/idle/steal ticks from /proc/stat, this process's own
+ * time and its children's (every `xl` either side runs is a child of this process), and the
+ * other processes that ran most.
+ */
+interface CpuSample { stat: number[]; self: number[]; procs: Map<string, number>; threads: Map<string, number> }
+const HZ = 100;
+function cpuSample(): CpuSample {
+  const stat = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const fields = (pid: string) => {
+    const t = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = t.lastIndexOf(')');
+    return { comm: t.slice(t.indexOf('(') + 1, close), f: t.slice(close + 2).split(' ') };
+  };
+  const me = fields('self').f;
+  const self = [13, 14, 15, 16].map((i) => Number(me[i - 2]));
+  const threads = new Map<string, number>();
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const { comm, f } = fields(`self/task/${tid}`);
+      threads.set(`${tid}:${comm}`, Number(f[11]) + Number(f[12]));
+    } catch { /* gone */ }
+  }
+  const procs = new Map<string, number>();
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const { comm, f } = fields(pid);
+      procs.set(`${pid}:${comm}`, Number(f[11]) + Number(f[12]));
+    } catch { /* gone */ }
+  }
+  return { stat, self, procs, threads };
+}
+function cpuReport(label: string, a: CpuSample, b: CpuSample): void {
+  const d = b.stat.map((x, i) => (x - a.stat[i]!) / HZ);
+  const ds = b.self.map((x, i) => (x - a.self[i]!) / HZ);
+  const others = [...b.procs].map(([k, v]) => [k, (v - (a.procs.get(k) ?? 0)) / HZ] as const)
+    .filter(([, v]) => v > 0.05).sort((x, y) => y[1] - x[1]).slice(0, 4);
+  const busy = [...b.threads].map(([k, v]) => [k, (v - (a.threads.get(k) ?? 0)) / HZ] as const)
+    .filter(([, v]) => v > 0.05).sort((x, y) => y[1] - x[1]).slice(0, 4);
+  log(`  cpu ${label}: dom0 user ${d[0]!.toFixed(2)} sys ${d[2]!.toFixed(2)} idle ${d[3]!.toFixed(2)} iowait ${d[4]!.toFixed(2)} steal ${(d[7] ?? 0).toFixed(2)} s | ` +
+    `bench node ${(ds[0]! + ds[1]!).toFixed(2)} s, its children ${(ds[2]! + ds[3]!).toFixed(2)} s (threads: ${busy.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') || '-'}) | others: ${others.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') || '-'}`);
+}
+
 /** One way of starting through the API; its connection is open only while it is measured. */
 interface ApiRun {
   uri: string;
@@ -89,9 +134,11 @@ async function withConn<T>(uri: string, fn: (conn: Connection, dom: DomainRef, b
 async function timeApi(v: ApiRun): Promise<number> {
   return withConn(v.uri, async (conn, dom, backend) => {
     await quiet();
+    const c0 = cpuSample();
     const t = Date.now();
     await conn.create(dom);
     const ms = Date.now() - t;
+    cpuReport(`${v.uri === 'xen:///system' ? 'api' : 'paused'} ${fmt(ms)} s`, c0, cpuSample());
     v.total.push(ms);
     if (backend.lastStart) v.phases.push({ ...backend.lastStart.phases, 'backend total': backend.lastStart.total });
     const inner = backend.lastStart?.phases['xl create'];
@@ -105,9 +152,11 @@ async function timeApi(v: ApiRun): Promise<number> {
   });
 }
 
-async function timeXl(cfg: string, into: number[]): Promise<number> {
+async function timeXl(cfg: string, into: number[], flags: string[] = []): Promise<number> {
   await quiet();
-  const r = await run(['xl', 'create', cfg]);
+  const c0 = cpuSample();
+  const r = await run(['xl', 'create', ...flags, cfg]);
+  cpuReport(`xl ${flags.join(' ')} ${fmt(r.ms)} s`, c0, cpuSample());
   if (r.code !== 0) throw new Error(`xl create ${cfg} failed: ${r.stderr}`);
   into.push(r.ms);
   await run(['xl', 'destroy', NAME]);
@@ -116,7 +165,7 @@ async function timeXl(cfg: string, into: number[]): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const rounds = process.argv.includes('--rounds') ? Number(process.argv[process.argv.indexOf('--rounds') + 1]) : Number(process.env['XENVIRT_BENCH_ROUNDS'] ?? 5);
+  const rounds = process.argv.includes('--rounds') ? Number(process.argv[process.argv.indexOf('--rounds') + 1]) : Number(process.env['XENVIRT_BENCH_ROUNDS'] ?? 9);
   fs.mkdirSync(WORK, { recursive: true });
   // Nothing of xenvirt runs while xl create is timed, and only the measured variant's
   // connection while it is: a second driver's scans would take the single dom0 vcpu.
@@ -130,18 +179,17 @@ async function main(): Promise<void> {
     await timeXl(cfg, []);
 
     const xl: number[] = [];
+    const xlE: number[] = [];
     const cli: number[] = [];
     const paired: number[] = [];
+    const pairedE: number[] = [];
     for (let i = 0; i < rounds; i++) {
-      let x: number;
-      let a: number;
-      if (i % 2 === 0) {
-        x = await timeXl(cfg, xl);
-        a = await timeApi(api);
-      } else {
-        a = await timeApi(api);
-        x = await timeXl(cfg, xl);
-      }
+      // the three take turns at going first
+      const order: Array<() => Promise<number>> = [() => timeXl(cfg, xl), () => timeXl(cfg, xlE, ['-e']), () => timeApi(api)];
+      const ms: number[] = [];
+      for (let k = 0; k < 3; k++) ms[(k + i) % 3] = await order[(k + i) % 3]!();
+      const [x, xe, a] = ms as [number, number, number];
+      pairedE.push(a - xe);
       paired.push(a - x);
       const p = await timeApi(paused);
       let c = NaN;
@@ -154,7 +202,7 @@ async function main(): Promise<void> {
         await gone();
       }
       const inner = (v: ApiRun) => fmt(v.xlCreate[v.xlCreate.length - 1] ?? NaN);
-      log(`round ${i + 1}/${rounds}: xl create ${fmt(x)} s | xenvirt api ${fmt(a)} s (its xl create ${inner(api)} s) | api create=paused ${fmt(p)} s (its xl create ${inner(paused)} s)` +
+      log(`round ${i + 1}/${rounds}: xl create ${fmt(x)} s | xl create -e ${fmt(xe)} s | xenvirt api ${fmt(a)} s (its xl create ${inner(api)} s) | api create=paused ${fmt(p)} s (its xl create ${inner(paused)} s)` +
         (Number.isNaN(c) ? '' : ` | xenvirt cli ${fmt(c)} s`));
       await sleep(200);
     }
@@ -171,11 +219,15 @@ async function main(): Promise<void> {
     const addedPaused = median(paused.added);
     out('rounds', String(rounds), 'n');
     out('xl_create', fmt(mx), 's');
+    const mxe = median(xlE);
+    out('xl_create_e', fmt(mxe), 's');
     out('xenvirt_api_start', fmt(ma), 's');
     out('xenvirt_api_start_paused', fmt(mp), 's');
     out('xenvirt_cli_start', fmt(mc), 's');
     out('xenvirt_api_overhead', pct(ma - mx, mx), '%');
     out('xenvirt_api_overhead_paired', pct(median(paired), mx), '%');
+    out('xenvirt_api_overhead_vs_xl_create_e', pct(ma - mxe, mxe), '%');
+    out('xenvirt_api_overhead_vs_xl_create_e_paired', pct(median(pairedE), mxe), '%');
     out('xenvirt_api_paused_overhead', pct(mp - mx, mx), '%');
     out('xenvirt_cli_overhead', pct(mc - mx, mx), '%');
     out('xenvirt_added_in_call', fmt(addedApi), 's');
