@@ -7,6 +7,10 @@
  *   XMLDesc                >= 2x libvirtd      define+undefine        >= 1x libvirtd
  *   `virsh list --all` with 1001 domains: at most half of libvirtd's time
  *
+ * The round trip of the cheapest call (bench/null_call.py), raw and through python3-libvirt,
+ * bounds what any ratio can reach: `ceiling.*` is the ratio xenvirtd would show if it answered
+ * in no time at all.
+ *
  * define+undefine on xenvirtd is durable: each call is answered once its change is flushed, so
  * a pair costs at least two flushes of the state directory's disk. That floor is measured too
  * (`disk.fdatasync`: a small overwrite plus fdatasync, median) with the pair rate it allows.
@@ -26,6 +30,7 @@ import { PYTHON, REPO, run, startDaemonProcess, tempDir, uriFor } from '../src/d
 const BENCH_DIR = process.env['XENVIRT_SHARED'] ? path.join(process.env['XENVIRT_SHARED'], 'bench') : path.join(REPO, '..', 'shared', 'bench');
 const SCRIPT = path.join(BENCH_DIR, 'libvirt_bench.py');
 const START_LIBVIRTD = path.join(BENCH_DIR, 'start-private-libvirtd.sh');
+const NULL_CALL = path.join(REPO, 'bench', 'null_call.py');
 
 interface Wall { mean_s: number; median_s: number; min_s: number; max_s: number; stddev_s: number; tool: string }
 interface Result {
@@ -80,6 +85,15 @@ function fdatasyncFloorUs(dir: string): number {
     fs.closeSync(fd);
     fs.rmSync(file, { force: true });
   }
+}
+
+interface NullCall { raw_us: number; libvirt_us: number }
+
+/** The cheapest call's round trip on one daemon (bench/null_call.py). */
+async function nullCall(socket: string, uri: string): Promise<NullCall> {
+  const r = await run(PYTHON, [NULL_CALL, socket, uri], { timeoutMs: 5 * 60 * 1000 });
+  if (r.code !== 0) throw new Error(`null_call.py failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as NullCall;
 }
 
 async function runWorkload(uri: string, domainType: string, label: string): Promise<Result> {
@@ -148,12 +162,17 @@ async function main(): Promise<number> {
   const xs: Result[] = [];
   const ls: Result[] = [];
   const floors: number[] = [];
+  const xNull: NullCall[] = [];
+  const lNull: NullCall[] = [];
+  const lvSocket = lvDir && path.join(lvDir, 'run', 'libvirt-sock');
   try {
     for (let i = 0; i < rounds; i++) {
       floors.push(fdatasyncFloorUs(dir));
+      xNull.push(await nullCall(xd.socket, xd.uri));
+      if (lvSocket) lNull.push(await nullCall(lvSocket, uriFor(lvSocket)));
       // alternate the sides so that both see the same machine load
       xs.push(await runWorkload(xd.uri, 'xen', `xenvirtd round ${i + 1}`));
-      if (withLibvirtd) ls.push(await runWorkload(uriFor(path.join(lvDir!, 'run', 'libvirt-sock')), 'test', `libvirtd round ${i + 1}`));
+      if (lvSocket) ls.push(await runWorkload(uriFor(lvSocket), 'test', `libvirtd round ${i + 1}`));
     }
   } finally {
     await xd.stop();
@@ -170,9 +189,22 @@ async function main(): Promise<number> {
   const floor = Math.min(...floors);
   line('disk.fdatasync', floor, 'us');
   line('disk.durable_define_undefine_ceiling', 1e6 / (2 * floor), 'pairs/s');
+  const fastest = (ns: NullCall[], k: keyof NullCall) => Math.min(...ns.map((n) => n[k]));
+  const xRaw = fastest(xNull, 'raw_us');
+  const xLib = fastest(xNull, 'libvirt_us');
+  line('xenvirtd.null_call_raw', xRaw, 'us');
+  line('xenvirtd.null_call_python_libvirt', xLib, 'us');
   if (!withLibvirtd) return 0;
   const l = best(ls);
   report('libvirtd', l);
+  line('libvirtd.null_call_raw', fastest(lNull, 'raw_us'), 'us');
+  line('libvirtd.null_call_python_libvirt', fastest(lNull, 'libvirt_us'), 'us');
+  // What the ratios could be at best: xenvirtd answering every call in no time at all, so
+  // that each call costs only its round trip through python3-libvirt (and, for a durable
+  // define and undefine, one flush each).
+  line('ceiling.lookupByName_info', 1e6 / l.a_lookupByName_info_pairs_per_s / (2 * xLib), 'x');
+  line('ceiling.XMLDesc', 1e6 / l.c_XMLDesc_per_s / xLib, 'x');
+  line('ceiling.define_undefine_durable', 1e6 / l.d_define_undefine_pairs_per_s / (2 * (xLib + floor)), 'x');
 
   const ratios: Array<[string, number, number, string]> = [
     ['lookupByName_info', x.a_lookupByName_info_pairs_per_s / l.a_lookupByName_info_pairs_per_s, 2, '>='],
