@@ -4,8 +4,10 @@
  *
  *   node dist/test/xen/bench.js --run [--rounds N]
  *
- * Each round, in alternating order so that a drifting host load favours neither:
+ * Each round, the first three taking turns at going first so that a drifting host load favours
+ * none of them:
  * - xl_create:          `xl create FILE`, as a user of xl types it
+ * - xl_create_e:        `xl create -e FILE`, the very command xenvirt runs (no monitor process)
  * - xenvirt_api_start:  virDomainCreate through an open connection (what a client of the
  *                       driver, or xenvirtd for a remote client, waits for): one `xl create`
  * - xenvirt_api_start_paused: the same with `create=paused` (`xl create -p` + `xl unpause`)
@@ -15,6 +17,11 @@
  * timings by tens of percent, so the overhead is also given from inside the same call: the
  * time xenvirt spends around its own `xl create` (xenvirt_added_in_call), which does not
  * depend on how fast that xl create happened to be. Target: <= 5 %.
+ *
+ * Every timed start also logs where dom0's CPU went meanwhile (dom0 has one vcpu, so anything
+ * else that runs lengthens the start): this process and its threads, its children (the xl
+ * commands), and the busiest other processes. That is how a store timer that polled every
+ * millisecond while a start held its transaction was found.
  */
 import fs from 'node:fs';
 import path from 'node:path';
