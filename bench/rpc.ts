@@ -87,11 +87,11 @@ function fdatasyncFloorUs(dir: string): number {
   }
 }
 
-interface NullCall { raw_us: number; libvirt_us: number }
+interface NullCall { raw_us: number; libvirt_us: number; list_raw_us?: number; list_libvirt_us?: number }
 
-/** The cheapest call's round trip on one daemon (bench/null_call.py). */
-async function nullCall(socket: string, uri: string): Promise<NullCall> {
-  const r = await run(PYTHON, [NULL_CALL, socket, uri], { timeoutMs: 5 * 60 * 1000 });
+/** The cheapest call's round trip on one daemon, and with `list` domains what listing them costs the client (bench/null_call.py). */
+async function nullCall(socket: string, uri: string, list = 0): Promise<NullCall> {
+  const r = await run(PYTHON, [NULL_CALL, socket, uri, ...(list ? ['--list', String(list)] : [])], { timeoutMs: 5 * 60 * 1000 });
   if (r.code !== 0) throw new Error(`null_call.py failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout) as NullCall;
 }
@@ -168,7 +168,7 @@ async function main(): Promise<number> {
   try {
     for (let i = 0; i < rounds; i++) {
       floors.push(fdatasyncFloorUs(dir));
-      xNull.push(await nullCall(xd.socket, xd.uri));
+      xNull.push(await nullCall(xd.socket, xd.uri, Number(opt.count)));
       if (lvSocket) lNull.push(await nullCall(lvSocket, uriFor(lvSocket)));
       // alternate the sides so that both see the same machine load
       xs.push(await runWorkload(xd.uri, 'xen', `xenvirtd round ${i + 1}`));
@@ -189,7 +189,7 @@ async function main(): Promise<number> {
   const floor = Math.min(...floors);
   line('disk.fdatasync', floor, 'us');
   line('disk.durable_define_undefine_ceiling', 1e6 / (2 * floor), 'pairs/s');
-  const fastest = (ns: NullCall[], k: keyof NullCall) => Math.min(...ns.map((n) => n[k]));
+  const fastest = (ns: NullCall[], k: 'raw_us' | 'libvirt_us') => Math.min(...ns.map((n) => n[k]));
   const xRaw = fastest(xNull, 'raw_us');
   const xLib = fastest(xNull, 'libvirt_us');
   line('xenvirtd.null_call_raw', xRaw, 'us');
@@ -204,6 +204,10 @@ async function main(): Promise<number> {
   // define and undefine, one flush each).
   line('ceiling.lookupByName_info', 1e6 / l.a_lookupByName_info_pairs_per_s / (2 * xLib), 'x');
   line('ceiling.XMLDesc', 1e6 / l.c_XMLDesc_per_s / xLib, 'x');
+  // listing: the client's own unpacking of the answer (python3-libvirt minus raw) plus a round trip
+  const unpack = Math.min(...xNull.map((n) => (n.list_libvirt_us ?? NaN) - (n.list_raw_us ?? NaN)));
+  line('client.listAllDomains_unpack', unpack, 'us');
+  line(`ceiling.listAllDomains_${x.domains_present}`, 1e6 / l.b_listAllDomains_per_s / (unpack + xRaw), 'x');
   line('ceiling.define_undefine_durable', 1e6 / l.d_define_undefine_pairs_per_s / (2 * (xLib + floor)), 'x');
 
   const ratios: Array<[string, number, number, string]> = [
