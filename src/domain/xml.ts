@@ -66,40 +66,54 @@ export interface XmlElement {
 
 const MAX_DEPTH = 256;
 
+/** The children of every element that has none: shared, as leaves are most elements (never mutated). */
+const NO_CHILDREN: Element[] = [];
+
 /**
  * An element as the reader returns it. Its text and line are worked out when asked for: a
  * domain reader asks for the text of a few leaves and for lines only in error messages, and
  * collecting every element's text (the indentation between children) and counting lines as
  * it went was a good part of reading a document.
  */
-class Element implements XmlElement {
+class Element extends XmlAttrs implements XmlElement {
   // Fields are set in the constructor, not declared as parameter properties, for the reason
   // XmlAttrs gives.
   declare readonly name: string;
-  declare readonly attrs: XmlAttrs;
-  declare readonly children: Element[];
+  declare children: Element[];
   private declare readonly src: string;
   /** Position of the '<' of the start tag. */
   private declare readonly open: number;
   /** The content: after the start tag up to the end tag's '<' (-1, -1: an empty-element tag). */
-  private declare readonly contentStart: number;
-  private declare readonly contentEnd: number;
+  private declare contentStart: number;
+  private declare contentEnd: number;
   /** The content is one run of characters without references: the text as it stands. */
-  private declare readonly plain: boolean;
+  private declare plain: boolean;
   /** Position after the element's last '>'. */
-  declare readonly end: number;
+  declare end: number;
 
-  constructor(name: string, attrs: XmlAttrs, children: Element[], src: string, open: number,
-    contentStart: number, contentEnd: number, plain: boolean, end: number) {
+  constructor(name: string, src: string, open: number) {
+    super();
     this.name = name;
-    this.attrs = attrs;
-    this.children = children;
+    this.children = NO_CHILDREN;
     this.src = src;
     this.open = open;
+    this.contentStart = -1;
+    this.contentEnd = -1;
+    this.plain = true;
+    this.end = -1;
+  }
+
+  /** An element is its own attribute list: one object per element instead of two. */
+  get attrs(): XmlAttrs { return this; }
+
+  /** Called once by the reader when the element's end is found. */
+  close(children: Element[], contentStart: number, contentEnd: number, plain: boolean, end: number): this {
+    this.children = children;
     this.contentStart = contentStart;
     this.contentEnd = contentEnd;
     this.plain = plain;
     this.end = end;
+    return this;
   }
 
   get line(): number {
@@ -296,7 +310,7 @@ class Reader {
     const open = this.pos;
     this.pos++; // '<'
     const name = this.name();
-    const attrs = new XmlAttrs();
+    const el = new Element(name, s, open);
     for (;;) {
       const before = this.pos;
       this.skipSpace();
@@ -304,7 +318,7 @@ class Reader {
       if (c === 47) { // '/'
         if (s.charCodeAt(this.pos + 1) !== 62) this.fail("expected '>' after '/'");
         this.pos += 2;
-        return new Element(name, attrs, [], s, open, -1, -1, true, this.pos);
+        return el.close(NO_CHILDREN, -1, -1, true, this.pos);
       }
       if (c === 62) { this.pos++; break; } // '>'
       if (this.pos >= s.length) this.fail(`unterminated start tag <${name}>`);
@@ -316,9 +330,9 @@ class Reader {
       this.skipSpace();
       const q = s.charCodeAt(this.pos);
       if (q !== 34 && q !== 39) this.fail(`attribute '${an}' in <${name}> must be quoted`);
-      attrs.add(an, this.attrValue(an, name, attrs));
+      el.add(an, this.attrValue(an, name, el));
     }
-    const children: Element[] = [];
+    let children: Element[] | undefined;
     const contentStart = this.pos;
     let plain = true;
     for (;;) {
@@ -345,7 +359,7 @@ class Reader {
         this.skipSpace();
         if (s.charCodeAt(this.pos) !== 62) this.fail(`expected '>' in closing tag </${name}>`);
         this.pos++;
-        return new Element(name, attrs, children, s, open, contentStart, lt, plain, this.pos);
+        return el.close(children ?? NO_CHILDREN, contentStart, lt, plain, this.pos);
       }
       plain = false;
       if (c1 === 33) { // '<!'
@@ -359,7 +373,9 @@ class Reader {
         this.fail('DOCTYPE and other declarations are not allowed in domain XML');
       }
       if (c1 === 63) { this.skipPi(); continue; } // '<?'
-      children.push(this.element(depth + 1));
+      const child = this.element(depth + 1);
+      if (children) children.push(child);
+      else children = [child];
     }
   }
 }
