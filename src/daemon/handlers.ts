@@ -242,16 +242,13 @@ const IMPL: Impl = {
   DOMAIN_GET_VCPUS: async ({ dom, maxinfo, maplen }, s) => {
     checkMaps(maxinfo, maplen, 'maxinfo');
     const list = (await conn(s).getVcpus(fromWire(dom))).slice(0, maxinfo);
-    const maps = Buffer.alloc(maxinfo * maplen);
-    mapsFromCpus(list.map((v) => v.affinity), maplen).copy(maps);
-    return { info: list.map((v) => ({ number: v.number, state: v.state, cpu_time: v.cpuTime, cpu: v.cpu })), cpumaps: maps };
+    const cpumaps = mapsFromCpus(list.map((v) => v.affinity), maplen, maxinfo);
+    return { info: list.map((v) => ({ number: v.number, state: v.state, cpu_time: v.cpuTime, cpu: v.cpu })), cpumaps };
   },
   DOMAIN_GET_VCPU_PIN_INFO: async ({ dom, ncpumaps, maplen, flags }, s) => {
     checkMaps(ncpumaps, maplen, 'ncpumaps');
     const pins = (await conn(s).getVcpuPinInfo(fromWire(dom), flags)).slice(0, ncpumaps);
-    const maps = Buffer.alloc(ncpumaps * maplen);
-    mapsFromCpus(pins, maplen).copy(maps);
-    return { cpumaps: maps, num: pins.length };
+    return { cpumaps: mapsFromCpus(pins, maplen, ncpumaps), num: pins.length };
   },
   // virDomainPinVcpu is the live-only form
   DOMAIN_PIN_VCPU: async ({ dom, vcpu, cpumap }, s) => { await conn(s).pinVcpu(fromWire(dom), vcpu, cpusFromMap(cpumap, cpumap.length), ModFlags.LIVE); },

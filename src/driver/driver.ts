@@ -70,6 +70,11 @@ interface DTx {
   raw: Tx;
 }
 
+/** Record `def` as domain `name`'s persistent definition, in the form its config key holds. */
+function putConfig(t: DTx, name: string, def: Domain): void {
+  t.put(configKey(name), formatDomainXml(def, { inactive: true, secure: true }), def);
+}
+
 export interface DriverOptions {
   /** The canonical URI reported by virConnectGetURI. */
   uri: string;
@@ -246,7 +251,7 @@ export class XenDriver {
       for (const { xml, autostart } of list) {
         const def = this.parseDef(xml, 'preloaded domain');
         assignMacs(def);
-        t.put(configKey(def.name), formatDomainXml(def, { inactive: true, secure: true }), def);
+        putConfig(t, def.name, def);
         if (autostart) t.put(autostartKey(def.name), configKey(def.name));
       }
     });
@@ -1087,7 +1092,7 @@ export class XenDriver {
         if (cfg) cfg.currentMemory = kib;
       }
       if (lv) this.setState(t, obj, obj.stateInfo().state, obj.stateInfo().reason, lv);
-      if (cfg) t.put(configKey(obj.name), formatDomainXml(cfg, { inactive: true, secure: true }), cfg);
+      if (cfg) putConfig(t, obj.name, cfg);
     }));
   }
 
@@ -1125,7 +1130,7 @@ export class XenDriver {
           else cfg.vcpu.current = online;
         } else if (count === cfg.vcpu.count) delete cfg.vcpu.current;
         else cfg.vcpu.current = count;
-        t.put(configKey(obj.name), formatDomainXml(cfg, { inactive: true, secure: true }), cfg);
+        putConfig(t, obj.name, cfg);
       }
       if (f & VcpuFlags.LIVE) {
         await this.backend.setVcpus(obj.id, count);
@@ -1199,7 +1204,7 @@ export class XenDriver {
         const cfg = obj.configDef();
         checkPin(vcpu, cpus, cfg.vcpu.count, hostCpus);
         const next = withPin(cfg, vcpu, cpus);
-        t.put(configKey(obj.name), formatDomainXml(next, { inactive: true, secure: true }), next);
+        putConfig(t, obj.name, next);
       }
       if (live) {
         const lv = obj.liveDef();
@@ -1251,7 +1256,7 @@ export class XenDriver {
         // libvirt's domain XML keeps the weight (<shares>) but has no element for the cap
         if (p.cap !== undefined) throw argUnsupported('the scheduler cap can only be changed on the running domain (--live)');
         const next = apply(obj.configDef());
-        t.put(configKey(obj.name), formatDomainXml(next, { inactive: true, secure: true }), next);
+        putConfig(t, obj.name, next);
       }
       if (live) {
         await this.backendCall('setSchedulerParams', 'virDomainSetSchedulerParameters')(obj.id, p);
@@ -1304,7 +1309,7 @@ export class XenDriver {
         await this.attachLive(obj, lv, structuredClone(dev));
         this.setState(t, obj, obj.stateInfo().state, obj.stateInfo().reason, lv);
       }
-      if (cfg) t.put(configKey(obj.name), formatDomainXml(cfg, { inactive: true, secure: true }), cfg);
+      if (cfg) putConfig(t, obj.name, cfg);
     }));
   }
 
@@ -1377,7 +1382,7 @@ export class XenDriver {
         }
         this.setState(t, obj, obj.stateInfo().state, obj.stateInfo().reason, lv);
       }
-      if (cfg) t.put(configKey(obj.name), formatDomainXml(cfg, { inactive: true, secure: true }), cfg);
+      if (cfg) putConfig(t, obj.name, cfg);
     }));
   }
 

@@ -20,9 +20,12 @@ export function cpusFromMap(maps: Buffer, maplen: number, index = 0): number[] {
   return out;
 }
 
-/** Packs one map per entry, each `maplen` bytes; CPUs beyond the map are left out, as libvirt does. */
-export function mapsFromCpus(sets: readonly (readonly number[])[], maplen: number): Buffer {
-  const buf = Buffer.alloc(sets.length * maplen);
+/**
+ * Packs one map per entry, each `maplen` bytes, in room for `count` maps (the rest zeros: what
+ * a caller asked for beyond the entries); CPUs beyond the map are left out, as libvirt does.
+ */
+export function mapsFromCpus(sets: readonly (readonly number[])[], maplen: number, count = sets.length): Buffer {
+  const buf = Buffer.alloc(Math.max(count, sets.length) * maplen);
   sets.forEach((cpus, i) => {
     for (const c of cpus) if (c >= 0 && c < maplen * 8) buf[i * maplen + (c >> 3)]! |= 1 << (c & 7);
   });

@@ -1,6 +1,6 @@
 /** "Host and Hypervisor" commands: version, uri, hostname, nodeinfo, capabilities, sysinfo. */
 import type { Command } from '../command.js';
-import { connect, printJson, withContext } from './util.js';
+import { connect, labelled, printJson, withContext } from './util.js';
 
 const GROUP = 'Host and Hypervisor';
 
@@ -86,7 +86,7 @@ export const nodeinfo: Command = {
       printJson(io, info);
       return;
     }
-    const row = (label: string, value: string | number) => `${label.padEnd(20)} ${value}\n`;
+    const row = (label: string, value: string | number) => labelled(label, value, 20);
     let out = row('CPU model:', info.model);
     out += row('CPU(s):', info.cpus);
     if (info.mhz) out += row('CPU frequency:', `${info.mhz} MHz`);

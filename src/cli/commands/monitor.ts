@@ -2,7 +2,7 @@
 import type { Command } from '../command.js';
 import { VcpuFlags, XmlFlags, type Connection, type DomainRef } from '../../driver/connection.js';
 import {
-  BY_ID, BY_NAME, BY_UUID, domainArg, domainOption, exclusive, flag, printJson, reasonName, stateName,
+  BY_ID, BY_NAME, BY_UUID, domainArg, domainOption, exclusive, flag, labelled, printJson, reasonName, stateName,
 } from './util.js';
 
 const GROUP = 'Domain Monitoring';
@@ -40,19 +40,18 @@ export const dominfo: Command = {
       });
       return;
     }
-    const row = (label: string, value: string | number) => `${label.padEnd(15)} ${value}\n`;
-    let out = row('Id:', dom.id >= 0 ? dom.id : '-');
-    out += row('Name:', dom.name);
-    out += row('UUID:', dom.uuid);
-    if (osType !== undefined) out += row('OS Type:', osType);
-    out += row('State:', stateName(info.state));
-    out += row('CPU(s):', info.nrVirtCpu);
-    if (Number(info.cpuTime) !== 0) out += row('CPU time:', `${cpuSeconds.toFixed(1)}s`);
-    out += row('Max memory:', unlimited ? 'no limit' : `${info.maxMem} KiB`);
-    out += row('Used memory:', `${info.memory} KiB`);
-    out += row('Persistent:', persistent === undefined ? 'unknown' : persistent ? 'yes' : 'no');
-    if (autostart !== undefined) out += row('Autostart:', autostart ? 'enable' : 'disable');
-    out += row('Managed save:', managedSave === undefined ? 'unknown' : managedSave ? 'yes' : 'no');
+    let out = labelled('Id:', dom.id >= 0 ? dom.id : '-');
+    out += labelled('Name:', dom.name);
+    out += labelled('UUID:', dom.uuid);
+    if (osType !== undefined) out += labelled('OS Type:', osType);
+    out += labelled('State:', stateName(info.state));
+    out += labelled('CPU(s):', info.nrVirtCpu);
+    if (Number(info.cpuTime) !== 0) out += labelled('CPU time:', `${cpuSeconds.toFixed(1)}s`);
+    out += labelled('Max memory:', unlimited ? 'no limit' : `${info.maxMem} KiB`);
+    out += labelled('Used memory:', `${info.memory} KiB`);
+    out += labelled('Persistent:', persistent === undefined ? 'unknown' : persistent ? 'yes' : 'no');
+    if (autostart !== undefined) out += labelled('Autostart:', autostart ? 'enable' : 'disable');
+    out += labelled('Managed save:', managedSave === undefined ? 'unknown' : managedSave ? 'yes' : 'no');
     io.stdout.write(out);
   },
 };

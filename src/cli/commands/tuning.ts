@@ -4,7 +4,7 @@ import { VirtError } from '../../errors.js';
 import { DomainState, ModFlags, VcpuState } from '../../driver/connection.js';
 import { allCpus } from '../../driver/tuning.js';
 import { formatCpuset, parseCpuset } from '../../formats/xen-common.js';
-import { domainArg, domainOption, flag, formatTable, impactFlags, impactOptions, printJson } from './util.js';
+import { domainArg, domainOption, flag, formatTable, impactFlags, impactOptions, labelled, printJson } from './util.js';
 
 const GROUP = 'Domain Management';
 
@@ -45,22 +45,21 @@ export const vcpuinfo: Command = {
       }));
       return;
     }
-    const row = (label: string, value: string | number) => `${label.padEnd(15)} ${value}\n`;
     let out = '';
     for (let i = 0; i < count; i++) {
       if (i) out += '\n';
       const v = live?.[i];
-      out += row('VCPU:', v?.number ?? i);
+      out += labelled('VCPU:', v?.number ?? i);
       if (v) {
-        out += row('CPU:', v.cpu);
-        out += row('State:', VCPU_STATES[v.state] ?? 'unknown');
-        if (v.cpuTime !== 0n) out += row('CPU time:', `${(Number(v.cpuTime) / 1e9).toFixed(1)}s`);
+        out += labelled('CPU:', v.cpu);
+        out += labelled('State:', VCPU_STATES[v.state] ?? 'unknown');
+        if (v.cpuTime !== 0n) out += labelled('CPU time:', `${(Number(v.cpuTime) / 1e9).toFixed(1)}s`);
       } else {
-        out += row('CPU:', 'N/A');
-        out += row('State:', 'N/A');
-        out += row('CPU time', 'N/A');
+        out += labelled('CPU:', 'N/A');
+        out += labelled('State:', 'N/A');
+        out += labelled('CPU time', 'N/A');
       }
-      out += row('CPU Affinity:', affinityText(pins[i] ?? [], hostCpus, flag(args, 'pretty')));
+      out += labelled('CPU Affinity:', affinityText(pins[i] ?? [], hostCpus, flag(args, 'pretty')));
     }
     io.stdout.write(out);
   },

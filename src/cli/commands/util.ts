@@ -47,6 +47,9 @@ export async function closeSession(io: CommandIo): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Output helpers
 
+/** One line of virsh's `Label:  value` blocks (dominfo, vcpuinfo: 15 columns; nodeinfo: 20). */
+export const labelled = (label: string, value: string | number, width = 15): string => `${label.padEnd(width)} ${value}\n`;
+
 /** virsh's vshPrintExtra: informational output that `-q` silences. */
 export function printExtra(io: CommandIo, text: string): void {
   if (!io.quiet) io.stdout.write(text);
