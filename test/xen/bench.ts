@@ -88,7 +88,8 @@ function cpuSample(): CpuSample {
     return { comm: t.slice(t.indexOf('(') + 1, close), f: t.slice(close + 2).split(' ') };
   };
   const me = fields('self').f;
-  const self = [13, 14, 15, 16].map((i) => Number(me[i - 2]));
+  // utime, stime, cutime, cstime: fields 14-17 of /proc/PID/stat, counted after the comm's ')'
+  const self = [11, 12, 13, 14].map((i) => Number(me[i]));
   const threads = new Map<string, number>();
   for (const tid of fs.readdirSync('/proc/self/task')) {
     try {
