@@ -498,20 +498,22 @@ function parseNuma(n: Node): NumaCell[] {
 function completeDistances(cells: NumaCell[]): void {
   if (!cells.some((c) => c.distances)) return;
   const n = cells.length;
-  const m: (number | undefined)[][] = cells.map(() => new Array<number | undefined>(n));
-  cells.forEach((c, i) => {
-    if (!c.distances) return;
-    m[i]![i] ??= 10;
-    for (const s of c.distances) {
+  const m = new Uint8Array(n * n); // distances are 10..255; 0 = unset
+  for (let i = 0; i < n; i++) {
+    const given = cells[i]!.distances;
+    if (!given) continue;
+    if (!m[i * n + i]) m[i * n + i] = 10;
+    for (const s of given) {
       if (s.id >= n) continue;
-      m[i]![s.id] = s.value;
-      m[s.id]![i] ??= s.value;
+      m[i * n + s.id] = s.value;
+      if (!m[s.id * n + i]) m[s.id * n + i] = s.value;
     }
-  });
-  cells.forEach((c, i) => {
-    const list = m[i]!.flatMap((v, j) => (v === undefined ? [] : [{ id: j, value: v }]));
-    if (list.length) c.distances = list;
-  });
+  }
+  for (let i = 0; i < n; i++) {
+    const list: NonNullable<NumaCell['distances']> = [];
+    for (let j = 0; j < n; j++) if (m[i * n + j]) list.push({ id: j, value: m[i * n + j]! });
+    if (list.length) cells[i]!.distances = list;
+  }
 }
 
 function parseClock(n: Node): DomainClock {

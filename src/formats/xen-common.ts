@@ -107,40 +107,86 @@ export function getOptionalStringList(conf: ConfFile, key: string): string[] | u
 
 const MAX_CPUSET_BITS = 4096;
 
+/** White space as String.prototype.trim and the regular expression \s see it. */
+export function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || (c > 127 && /\s/.test(String.fromCharCode(c)));
+}
+
 /**
  * Parses a cpuset such as "0-3,^2,8" into the sorted set of CPUs. Throws INVALID_ARG
- * naming the string when it is malformed or out of range.
+ * naming the string when it is malformed or out of range. Items apply in order (a later
+ * "^N" removes N, a later "N" puts it back); white space may surround an item and its '-'.
+ * Written as a scanner: guests list cpusets in vcpu pinning and every vNUMA node, and the
+ * common ascending list needs no set at all.
  */
 export function parseCpuset(s: string, what = 'cpuset'): number[] {
   const bad = () => new VirtError('INVALID_ARG', `Failed to parse ${what} '${s}'`);
-  const set = new Set<number>();
-  for (const raw of s.split(',')) {
-    const item = raw.trim();
-    const m = /^(\^)?(\d+)(?:\s*-\s*(\d+))?$/.exec(item);
-    if (!m) throw bad();
-    const start = Number(m[2]);
-    const end = m[3] === undefined ? start : Number(m[3]);
-    if (m[1] && m[3] !== undefined) throw bad();
-    if (start >= MAX_CPUSET_BITS || end >= MAX_CPUSET_BITS || end < start) throw bad();
-    for (let i = start; i <= end; i++) {
-      if (m[1]) set.delete(i);
-      else set.add(i);
+  const n = s.length;
+  let i = 0;
+  /** The next decimal at i, or -1 when there is none; values past the limit stay past it. */
+  const number = (): number => {
+    const from = i;
+    let v = 0;
+    for (let c = s.charCodeAt(i); c >= 48 && c <= 57; c = s.charCodeAt(++i)) {
+      if (v < MAX_CPUSET_BITS) v = v * 10 + (c - 48);
     }
+    return i === from ? -1 : v;
+  };
+  const skipSpace = () => { while (i < n && isSpace(s.charCodeAt(i))) i++; };
+  const items: number[] = []; // first, last, negated (0/1) for each item
+  let ordered = true; // only additions, each past the previous one
+  for (;;) {
+    skipSpace();
+    const negated = s.charCodeAt(i) === 94; // '^'
+    if (negated) i++;
+    const first = number();
+    if (first < 0) throw bad();
+    let last = first;
+    skipSpace();
+    if (s.charCodeAt(i) === 45) { // '-'
+      if (negated) throw bad();
+      i++;
+      skipSpace();
+      last = number();
+      if (last < 0) throw bad();
+      skipSpace();
+    }
+    if (first >= MAX_CPUSET_BITS || last >= MAX_CPUSET_BITS || last < first) throw bad();
+    if (negated || (items.length > 0 && first <= items[items.length - 2]!)) ordered = false;
+    items.push(first, last, negated ? 1 : 0);
+    if (i === n) break;
+    if (s.charCodeAt(i) !== 44) throw bad(); // ','
+    i++;
   }
-  return [...set].sort((a, b) => a - b);
+  const cpus: number[] = [];
+  if (ordered) {
+    for (let k = 0; k < items.length; k += 3) for (let c = items[k]!; c <= items[k + 1]!; c++) cpus.push(c);
+    return cpus;
+  }
+  const bits = new Uint8Array(MAX_CPUSET_BITS);
+  for (let k = 0; k < items.length; k += 3) bits.fill(items[k + 2] ? 0 : 1, items[k]!, items[k + 1]! + 1);
+  for (let c = 0; c < MAX_CPUSET_BITS; c++) if (bits[c]) cpus.push(c);
+  return cpus;
 }
 
 /** Formats CPUs as libvirt does: ascending, consecutive runs as "a-b", joined by ",". */
 export function formatCpuset(cpus: readonly number[]): string {
-  const sorted = [...new Set(cpus)].sort((a, b) => a - b);
-  const parts: string[] = [];
+  let sorted = cpus;
+  for (let k = 1; k < cpus.length; k++) {
+    if (cpus[k]! <= cpus[k - 1]!) {
+      sorted = [...new Set(cpus)].sort((a, b) => a - b);
+      break;
+    }
+  }
+  let out = '';
   for (let i = 0; i < sorted.length; ) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
+    if (out) out += ',';
+    out += i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`;
     i = j + 1;
   }
-  return parts.join(',');
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------

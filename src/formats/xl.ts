@@ -37,6 +37,7 @@ import {
   getBool,
   getULong,
   hvmFloppies,
+  isSpace,
   newXenDomain,
   parseConfigCommon,
   parseCpuset,
@@ -100,9 +101,13 @@ function parseCInt(s: string, base: 10 | 16): number | undefined {
 
 /** An unsigned decimal (virStrToLong_ui/ull): no sign, no hex. */
 function parseUnsigned(s: string): number | undefined {
-  const m = /^\s*\+?([0-9]+)$/.exec(s);
-  if (!m) return undefined;
-  const n = Number(m[1]);
+  let i = 0;
+  while (i < s.length && isSpace(s.charCodeAt(i))) i++;
+  if (s.charCodeAt(i) === 43) i++; // '+'
+  const from = i;
+  for (let c = s.charCodeAt(i); c >= 48 && c <= 57; c = s.charCodeAt(++i));
+  if (i === from || i !== s.length) return undefined;
+  const n = Number(s.slice(from));
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
@@ -362,6 +367,20 @@ function checkDistance(node: number, sibling: number, value: number): void {
   }
 }
 
+/** s.split(','), which V8 runs as a runtime call: the indexOf loop costs half as much. */
+function splitCommas(s: string): string[] {
+  const out: string[] = [];
+  for (let from = 0; ;) {
+    const comma = s.indexOf(',', from);
+    if (comma === -1) {
+      out.push(s.slice(from));
+      return out;
+    }
+    out.push(s.slice(from, comma));
+    from = comma + 1;
+  }
+}
+
 function parseVnode(items: ConfValue[], index: number, nodeCount: number): { cell: NumaCell; vcpus: number } {
   let pnode = -1;
   let cpus: number[] | undefined;
@@ -388,7 +407,7 @@ function parseVnode(items: ConfValue[], index: number, nodeCount: number): { cel
     } else if (str.startsWith('vcpus')) {
       cpus = parseCpuset(data, 'vcpus');
     } else if (str.startsWith('vdistances')) {
-      const values = data.split(',');
+      const values = splitCommas(data);
       if (values.length !== nodeCount) {
         throw xlError('CONFIG_UNSUPPORTED',
           `vnuma pnode ${pnode} configured '${str}' (count ${values.length}) doesn't fit the number of specified vnodes ${nodeCount}`);

@@ -225,6 +225,20 @@ test('cpusets', () => {
   throwsVirt(() => parseCpuset('5000'), "'5000'");
 });
 
+test('cpusets: items apply in order, blanks may surround items and their dash', () => {
+  assert.deepEqual(parseCpuset(' 0 - 2 , 5 '), [0, 1, 2, 5]);
+  assert.deepEqual(parseCpuset('6,0-1,1'), [0, 1, 6]);
+  assert.deepEqual(parseCpuset('0-3,^1,1'), [0, 1, 2, 3]);
+  assert.deepEqual(parseCpuset('^1,1-2'), [1, 2]);
+  assert.deepEqual(parseCpuset('007'), [7]);
+  assert.equal(parseCpuset('0-4095').length, 4096);
+  for (const bad of ['', ',', '1,', '^1-2', '^ 1', '1 2', '3-1', '1--2', '4096', '99999999999999999999']) {
+    throwsVirt(() => parseCpuset(bad, 'vcpus'), `Failed to parse vcpus '${bad}'`);
+  }
+  assert.equal(formatCpuset([3, 1, 2, 2, 9]), '1-3,9');
+  assert.equal(formatCpuset([]), '');
+});
+
 // ---- libvirt's refusals (README "Cases dropped") ---------------------------------------
 
 /** The upstream inputs of the dropped serial cases (not in the corpus, since libvirt refuses them). */
