@@ -217,6 +217,11 @@ async function hook(args: string[]): Promise<number> {
   const budget = Number(process.env['XENVIRT_XEN_TIMEOUT'] ?? 900) * 1000;
   const code = await sshRun(ssh, cmd, budget);
   say(`${bench ? 'benchmark' : 'suite'} finished with status ${code}`);
+  if (code !== 0) {
+    // a process that died in dom0 (a segfault, the OOM killer) leaves its trace only there
+    say("dom0's kernel log on faults, and xl list:");
+    await sshRun(ssh, "dmesg | grep -iE 'segfault|traps:|general protection|out of memory|killed process' | tail -n 20; xl list", 60_000);
+  }
   return code;
 }
 
