@@ -91,7 +91,10 @@ class EventWatcher {
       // guest that never stopped look the same from here
       const now = await xlDomain(name).catch((x: Error) => x.message);
       const proc = this.child.exitCode === null ? 'running' : `exited with ${this.child.exitCode}`;
-      throw new Error(`${e.message}; xl list now: ${JSON.stringify(now ?? 'no such domain')}; the event client is ${proc}`);
+      // a toolstack call that hangs holds the client's transaction: show what is still running
+      const ps = (await run(['ps', '-eo', 'pid,ppid,etimes,stat,args'])).stdout.split('\n')
+        .filter((l) => /\b(xl|xenvirt|node|xenstore\S*|udevadm|\/etc\/xen\/scripts\/\S+)\b/.test(l) && !/ ps -eo /.test(l));
+      throw new Error(`${e.message}; xl list now: ${JSON.stringify(now ?? 'no such domain')}; the event client (pid ${this.child.pid}) is ${proc}; processes:\n${ps.join('\n')}`);
     });
   }
 
