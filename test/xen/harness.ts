@@ -167,9 +167,10 @@ async function boot(hookArgs: string[]): Promise<number> {
   const timeout = Number(process.env['XENVIRT_XEN_TIMEOUT'] ?? 900);
   const hook = [process.execPath, SELF, '--hook', ...hookArgs].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   // QEMU 7.2's TCG emulates AVX/AVX2 (new in that release). With them on, dom0's processes
-  // now and then died under load while Xen switched between dom0 and a pinned, capped guest:
-  // `xl` with a general protection fault inside libc, node with SIGSEGV (4 of 4 CI runs on one
-  // commit, never in a run of the suite alone). Without them libc and V8 take their SSE paths.
+  // now and then died while Xen switched between dom0 and a pinned, capped guest: `xl` with a
+  // general protection fault inside libc, node with SIGSEGV (in CI runs, with the other test
+  // files beside it; never in a run of the suite alone). Without them libc and V8 take their
+  // SSE paths.
   const cpu = process.env['XENVIRT_XEN_CPU'] ?? 'max,-avx,-avx2';
   say(`booting Xen in QEMU (run.py --serve, cpu ${cpu}, ssh on 127.0.0.1:${port}, timeout ${timeout} s)`);
   const child = spawn('python3', [runPy, '--xenq', OVL, '--serve', '--cpu', cpu, '--ssh-port', String(port), '--timeout', String(timeout), '--on-ready', hook],
