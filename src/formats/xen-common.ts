@@ -72,7 +72,12 @@ export function getULong(conf: ConfFile, key: string, def: number, allowNegative
     return v.value;
   }
   if (v.type === 'string') {
-    const m = (allowNegative ? /^\s*([+-]?\d+)$/ : /^\s*\+?(\d+)$/).exec(v.value);
+    if (!allowNegative) {
+      const n = parseUnsigned(v.value);
+      if (n === undefined) throw malformed(key);
+      return n;
+    }
+    const m = /^\s*([+-]?\d+)$/.exec(v.value);
     if (!m) throw malformed(key);
     const n = Number(m[1]);
     if (!Number.isSafeInteger(n)) throw malformed(key);
@@ -108,8 +113,22 @@ export function getOptionalStringList(conf: ConfFile, key: string): string[] | u
 const MAX_CPUSET_BITS = 4096;
 
 /** White space as String.prototype.trim and the regular expression \s see it. */
-export function isSpace(c: number): boolean {
+function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13) || (c > 127 && /\s/.test(String.fromCharCode(c)));
+}
+
+const isDigitCode = (c: number) => c >= 0x30 && c <= 0x39;
+
+/** A whole-string unsigned decimal (virStrToLong_ui/ull): leading blanks and '+', no '-', no hex. */
+export function parseUnsigned(s: string): number | undefined {
+  let i = 0;
+  while (i < s.length && isSpace(s.charCodeAt(i))) i++;
+  if (s.charCodeAt(i) === 0x2b) i++; // '+'
+  const from = i;
+  while (isDigitCode(s.charCodeAt(i))) i++;
+  if (i === from || i !== s.length) return undefined;
+  const n = Number(s.slice(from));
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /**
@@ -127,8 +146,8 @@ export function parseCpuset(s: string, what = 'cpuset'): number[] {
   const number = (): number => {
     const from = i;
     let v = 0;
-    for (let c = s.charCodeAt(i); c >= 48 && c <= 57; c = s.charCodeAt(++i)) {
-      if (v < MAX_CPUSET_BITS) v = v * 10 + (c - 48);
+    for (let c = s.charCodeAt(i); isDigitCode(c); c = s.charCodeAt(++i)) {
+      if (v < MAX_CPUSET_BITS) v = v * 10 + (c - 0x30);
     }
     return i === from ? -1 : v;
   };
@@ -391,8 +410,6 @@ function parseVifBridge(net: InterfaceDevice, bridge: string, entry: string): vo
     net.source = { bridge };
   }
 }
-
-const isDigitCode = (c: number) => c >= 0x30 && c <= 0x39;
 
 /**
  * vif rate=NUM[GMK]{B,b}/s[@interval] (xenParseSxprVifRate) to KB/s. As in libvirt, 'K'

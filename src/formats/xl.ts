@@ -37,10 +37,10 @@ import {
   getBool,
   getULong,
   hvmFloppies,
-  isSpace,
   newXenDomain,
   parseConfigCommon,
   parseCpuset,
+  parseUnsigned,
 } from './xen-common.js';
 import { ErrorDomain, type ErrorCodeName, VirtError } from '../errors.js';
 import type {
@@ -97,18 +97,6 @@ function parseCInt(s: string, base: 10 | 16): number | undefined {
   const n = parseInt(m[2]!, base);
   if (!Number.isSafeInteger(n)) return undefined;
   return m[1] === '-' ? -n : n;
-}
-
-/** An unsigned decimal (virStrToLong_ui/ull): no sign, no hex. */
-function parseUnsigned(s: string): number | undefined {
-  let i = 0;
-  while (i < s.length && isSpace(s.charCodeAt(i))) i++;
-  if (s.charCodeAt(i) === 43) i++; // '+'
-  const from = i;
-  for (let c = s.charCodeAt(i); c >= 48 && c <= 57; c = s.charCodeAt(++i));
-  if (i === from || i !== s.length) return undefined;
-  const n = Number(s.slice(from));
-  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /**
