@@ -139,14 +139,11 @@ const dir = mkdtempSync(join(tmpdir(), 'xenvirt-bench-'));
 try {
   const built = buildAnchor(dir);
   const why = 'why' in built ? built.why : checkAnchor(built.exe);
+  const exe = why === undefined && 'exe' in built ? built.exe : undefined;
   const ours = cases.map(() => 0);
-  let libvirt: Map<string, number> | undefined;
+  const libvirt = exe ? new Map<string, number>() : undefined;
   for (let p = 0; p < PASSES; p++) {
-    if (!why && 'exe' in built) {
-      const lv = libvirtRates(built.exe);
-      libvirt ??= lv;
-      for (const [k, v] of lv) libvirt.set(k, Math.max(libvirt.get(k)!, v));
-    }
+    if (exe && libvirt) for (const [k, v] of libvirtRates(exe)) libvirt.set(k, Math.max(libvirt.get(k) ?? 0, v));
     ourRates().forEach((r, i) => { ours[i] = Math.max(ours[i]!, r); });
   }
 
