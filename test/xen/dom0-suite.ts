@@ -90,7 +90,8 @@ class EventWatcher {
       // what Xen shows now and whether the listening client still runs: a missed event and a
       // guest that never stopped look the same from here
       const now = await xlDomain(name).catch((x: Error) => x.message);
-      const proc = this.child.exitCode === null ? 'running' : `exited with ${this.child.exitCode}`;
+      const { exitCode, signalCode } = this.child;
+      const proc = signalCode ? `killed by ${signalCode}` : exitCode !== null ? `exited with ${exitCode}` : 'running';
       // a toolstack call that hangs holds the client's transaction: show what is still running
       const ps = (await run(['ps', '-eo', 'pid,ppid,etimes,stat,args'])).stdout.split('\n')
         .filter((l) => /\b(xl|xenvirt|node|xenstore\S*|udevadm|\/etc\/xen\/scripts\/\S+)\b/.test(l) && !/ ps -eo /.test(l));
